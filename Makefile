@@ -1,0 +1,50 @@
+# hf-gateway developer commands. A newcomer needs two: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint format system-deps check-examples bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+## system-deps: redis-server and chromium (installed with apt-get on Debian as root)
+system-deps:
+	@scripts/ensure-system-deps.sh
+
+## demo: fake Hugging Face, a sample upstream and the gateway; prints the URL to open
+demo: $(STAMP)
+	$(VENV)/bin/hf-gateway demo
+
+## lint: ruff (lint + format check), mypy strict on gateway/, import layering
+lint: $(STAMP)
+	$(VENV)/bin/ruff check gateway tests benchmarks
+	$(VENV)/bin/ruff format --check gateway tests benchmarks
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format gateway tests benchmarks
+	$(VENV)/bin/ruff check --fix gateway tests benchmarks
+
+## check-examples: every example config validates
+check-examples: $(STAMP)
+	@for f in config/*.yaml; do \
+	  echo "check-config $$f"; \
+	  GATEWAY_SECRET=example-secret-example-secret-example OAUTH_CLIENT_ID=example \
+	  OAUTH_CLIENT_SECRET=example $(VENV)/bin/hf-gateway check-config $$f || exit 1; \
+	done
+
+## test: everything CI runs
+test: $(STAMP) system-deps lint check-examples
+	$(PY) -m pytest
+
+bench: $(STAMP)
+	$(PY) benchmarks/throughput.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -1,0 +1,118 @@
+"""The identity assertion: a short-lived JWT upstreams can verify, and its JWKS.
+
+Claims: iss = public_url, aud = route name, sub = HF sub, preferred_username, name,
+email, orgs ``[{sub, slug, role}]``, scope, iat, exp = iat + ttl, jti. The header's
+``kid`` is the key's RFC 7638 JWK thumbprint. ES256 by default; RS256 keys work too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+from jwt.algorithms import ECAlgorithm, RSAAlgorithm
+
+from gateway.identity import Identity
+from gateway.session.model import b64e
+
+PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+_PEM_BLOCK = re.compile(r"-----BEGIN ([A-Z ]*PRIVATE KEY)-----.+?-----END \1-----", re.DOTALL)
+
+
+@dataclass(frozen=True, slots=True)
+class SigningKey:
+    private_key: PrivateKey
+    algorithm: str
+    kid: str
+    public_jwk: dict[str, Any]
+
+    @classmethod
+    def from_private_key(cls, key: PrivateKey) -> SigningKey:
+        members: tuple[str, ...]
+        if isinstance(key, ec.EllipticCurvePrivateKey):
+            if not isinstance(key.curve, ec.SECP256R1):
+                raise ValueError("EC signing keys must use the P-256 curve (ES256)")
+            jwk = ECAlgorithm.to_jwk(key.public_key(), as_dict=True)
+            algorithm, members = "ES256", ("crv", "kty", "x", "y")
+        else:
+            if key.key_size < 2048:
+                raise ValueError("RSA signing keys must have at least 2048 bits")
+            jwk = RSAAlgorithm.to_jwk(key.public_key(), as_dict=True)
+            algorithm, members = "RS256", ("e", "kty", "n")
+        kid = jwk_thumbprint({m: jwk[m] for m in members})
+        return cls(key, algorithm, kid, {**jwk, "kid": kid, "alg": algorithm, "use": "sig"})
+
+
+def jwk_thumbprint(members: dict[str, Any]) -> str:
+    """RFC 7638: SHA-256 over the required members, sorted, without whitespace."""
+    canonical = json.dumps(members, sort_keys=True, separators=(",", ":"))
+    return b64e(hashlib.sha256(canonical.encode()).digest())
+
+
+def load_signing_keys(path: str | Path) -> list[SigningKey]:
+    """Every private key in a PEM file, in order: the first signs, all are published."""
+    text = Path(path).read_text(encoding="utf-8")
+    blocks = [m.group(0) for m in _PEM_BLOCK.finditer(text)]
+    if not blocks:
+        raise ValueError(f"{path}: no PEM private key found")
+    keys = []
+    for block in blocks:
+        key = load_pem_private_key(block.encode(), password=None)
+        if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
+            raise ValueError(f"{path}: only EC P-256 and RSA keys are supported")
+        keys.append(SigningKey.from_private_key(key))
+    return keys
+
+
+def generate_signing_key() -> SigningKey:
+    return SigningKey.from_private_key(ec.generate_private_key(ec.SECP256R1()))
+
+
+class AssertionSigner:
+    def __init__(self, keys: Sequence[SigningKey], *, issuer: str, ttl: int) -> None:
+        if not keys:
+            raise ValueError("at least one signing key is required")
+        self._keys = tuple(keys)
+        self._issuer = issuer
+        self._ttl = ttl
+        self._jwks = {"keys": [k.public_jwk for k in self._keys]}
+
+    @property
+    def ttl(self) -> int:
+        return self._ttl
+
+    def sign(self, identity: Identity, audience: str, now: float) -> str:
+        key = self._keys[0]
+        issued = int(now)
+        claims = {
+            "iss": self._issuer,
+            "aud": audience,
+            "sub": identity.sub,
+            "preferred_username": identity.username,
+            "name": identity.name,
+            "email": identity.email,
+            "orgs": [
+                {"sub": org.sub, "slug": org.slug, "role": org.role}
+                for org in identity.counting_orgs
+            ],
+            "scope": " ".join(sorted(identity.scopes)),
+            "iat": issued,
+            "exp": issued + self._ttl,
+            "jti": secrets.token_urlsafe(16),
+        }
+        return jwt.encode(
+            claims, key.private_key, algorithm=key.algorithm, headers={"kid": key.kid}
+        )
+
+    def jwks(self) -> dict[str, Any]:
+        """The public JWKS document served at /_gateway/jwks.json."""
+        return self._jwks

@@ -1,0 +1,236 @@
+"""The ``hf-gateway`` command line.
+
+Exit codes: 0 success (and "allow" for explain), 1 "deny" for explain, 2 invalid config,
+bad arguments or no matching route. No verb ever prints a traceback for a user mistake.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import TextIO
+from urllib.parse import urlsplit
+
+from gateway import __version__
+from gateway.access import Access, AccessControl
+from gateway.config import GatewayConfig, config_json_schema, load_config
+from gateway.errors import ConfigError, PathError
+from gateway.identity import ROLE_ORDER, Identity, Org
+from gateway.routing import normalize_host, normalize_path
+
+EXIT_OK = 0
+EXIT_DENY = 1
+EXIT_USAGE = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        code: int = args.handler(args)
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hf-gateway", description="Sign in with Hugging Face in front of any web tool."
+    )
+    parser.add_argument("--version", action="version", version=f"hf-gateway {__version__}")
+    verbs = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    run = verbs.add_parser("run", help="start the gateway")
+    run.add_argument(
+        "-c", "--config", default=os.environ.get("HF_GATEWAY_CONFIG"), help="path to gateway.yaml"
+    )
+    run.set_defaults(handler=_run)
+
+    demo = verbs.add_parser(
+        "demo", help="fake Hugging Face + sample upstream + gateway on 127.0.0.1, memory store"
+    )
+    demo.add_argument("--port", type=int, default=8080, help="gateway port (default 8080)")
+    demo.set_defaults(handler=_demo)
+
+    check = verbs.add_parser("check-config", help="validate a configuration file")
+    check.add_argument("file", help="path to gateway.yaml")
+    check.set_defaults(handler=_check_config)
+
+    explain = verbs.add_parser(
+        "explain", help="which route matches a URL and why its policy allows or denies"
+    )
+    explain.add_argument("-c", "--config", required=True, help="path to gateway.yaml")
+    explain.add_argument("url", help="absolute URL or path, e.g. https://tools.example.com/admin")
+    explain.add_argument("--user", help="HF username (omit for an anonymous request)")
+    explain.add_argument("--user-id", help="HF user id (sub); defaults to a made-up id")
+    explain.add_argument(
+        "--org",
+        action="append",
+        default=[],
+        metavar="SLUG[:ROLE]",
+        help="org membership; without :ROLE the org is listed but not granted to the app",
+    )
+    explain.add_argument(
+        "--org-id", action="append", default=[], metavar="ID[:ROLE]", help="org membership by id"
+    )
+    explain.add_argument(
+        "--scope",
+        action="append",
+        default=None,
+        metavar="S",
+        help="granted OAuth scope (repeatable; default: the provider's configured scopes)",
+    )
+    explain.add_argument("--email", help="the user's (verified) email address")
+    explain.add_argument("--pro", action="store_true", help="the user has HF Pro")
+    explain.add_argument("--token-role", help="HF access token role (read, write, fineGrained)")
+    explain.add_argument("--method", default="GET", help="HTTP method (default GET)")
+    explain.add_argument("--json", action="store_true", help="machine-readable output")
+    explain.set_defaults(handler=_explain)
+
+    schema = verbs.add_parser("schema", help="print the JSON Schema of the configuration")
+    schema.set_defaults(handler=_schema)
+    return parser
+
+
+def _load(path: str, err: TextIO) -> GatewayConfig | None:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        print(f"{path}: invalid configuration ({len(exc.problems)} problems)", file=err)
+        for problem in exc.problems:
+            print(f"  {problem}", file=err)
+        return None
+
+
+def _run(args: argparse.Namespace) -> int:
+    if not args.config:
+        print("run: give -c FILE or set HF_GATEWAY_CONFIG", file=sys.stderr)
+        return EXIT_USAGE
+    from gateway.serve import configure_logging, run
+
+    config = _load(args.config, sys.stderr)
+    if config is None:
+        return EXIT_USAGE
+    configure_logging()
+    run(config, args.config)
+    return EXIT_OK
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from gateway.devtools.demo import main as demo_main
+    from gateway.serve import configure_logging
+
+    configure_logging()
+    return demo_main(args.port)
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    config = _load(args.file, sys.stderr)
+    if config is None:
+        return EXIT_USAGE
+    print(
+        f"{args.file}: ok ({len(config.routes)} routes, "
+        f"{len(config.policies)} policies, store {config.session.store})"
+    )
+    return EXIT_OK
+
+
+def _schema(args: argparse.Namespace) -> int:
+    del args
+    json.dump(config_json_schema(), sys.stdout, indent=2, sort_keys=True)
+    print()
+    return EXIT_OK
+
+
+def _explain(args: argparse.Namespace) -> int:
+    config = _load(args.config, sys.stderr)
+    if config is None:
+        return EXIT_USAGE
+    try:
+        identity = _identity_from_args(args, config)
+    except ValueError as exc:
+        print(f"explain: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        parts = urlsplit(args.url if "://" in args.url else "http://_" + args.url)
+        parts.port  # noqa: B018 - raises ValueError for a malformed port
+    except ValueError as exc:  # "http://[::1/x": an argument mistake, not a traceback
+        print(f"explain: invalid URL {args.url!r}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    # netloc without "user@": a Host header never carries userinfo.
+    netloc = parts.netloc.rpartition("@")[2]
+    host = "" if parts.hostname in (None, "_") else normalize_host(netloc)
+    host = host or urlsplit(config.server.public_url).hostname or ""
+    try:
+        path = normalize_path(parts.path or "/")
+    except PathError as exc:
+        print(f"decision: deny\nreason: bad_path ({exc}: the gateway answers 400)")
+        return EXIT_USAGE
+    control = AccessControl(config)
+    route = control.route_for(host, path.match)
+    if route is None:
+        print(f"route: (none)\ndecision: deny\nreason: no_route ({host}{path.match} -> 404)")
+        return EXIT_USAGE
+    access = control.decide(route, path.match, args.method, identity, datetime.now(UTC), host)
+    _print_access(access, args.json)
+    return EXIT_OK if access.decision.allowed else EXIT_DENY
+
+
+def _print_access(access: Access, as_json: bool) -> None:
+    decision = access.decision
+    if as_json:
+        payload = {
+            "route": access.route.name,
+            "upstream": access.route.upstream,
+            "decision": "allow" if decision.allowed else "deny",
+            "reasons": [
+                {"code": r.code.value, "rule": r.rule, "detail": r.detail, "values": list(r.values)}
+                for r in decision.reasons
+            ],
+        }
+        print(json.dumps(payload, indent=2))
+        return
+    print(f"route: {access.route.name}")
+    print(f"decision: {'allow' if decision.allowed else 'deny'}")
+    for reason in decision.reasons:
+        print(f"reason: {reason.code.value} {reason.rule}".rstrip())
+        if reason.detail:
+            print(f"  {reason.detail}")
+
+
+def _identity_from_args(args: argparse.Namespace, config: GatewayConfig) -> Identity | None:
+    if not args.user:
+        if args.org or args.org_id or args.email or args.pro:
+            raise ValueError("--org, --org-id, --email and --pro need --user")
+        return None
+    orgs = [_org(spec, by_id=False) for spec in args.org]
+    orgs += [_org(spec, by_id=True) for spec in args.org_id]
+    scopes = args.scope if args.scope is not None else config.provider.scopes
+    return Identity(
+        sub=args.user_id or f"explain-{args.user}",
+        username=args.user,
+        email=args.email,
+        email_verified=bool(args.email),
+        is_pro=args.pro,
+        orgs=tuple(orgs),
+        scopes=frozenset(scopes),
+        token_role=args.token_role,
+    )
+
+
+def _org(spec: str, *, by_id: bool) -> Org:
+    name, _, role = spec.partition(":")
+    if not name:
+        raise ValueError(f"empty org in {spec!r}")
+    if role and role not in ROLE_ORDER:
+        raise ValueError(f"unknown role {role!r} in {spec!r}; use one of {', '.join(ROLE_ORDER)}")
+    if by_id:
+        return Org(sub=name, slug="", role=role or None)
+    return Org(sub=f"explain-{name}", slug=name, role=role or None)

@@ -1,0 +1,227 @@
+"""Headers between client, gateway and upstream. Pure: pairs in, pairs out.
+
+The rule: drop every client header the gateway owns (identity headers, the assertion,
+the access token, forwarding headers), matched case-insensitively with ``_`` read as
+``-`` and on every duplicated line; drop hop-by-hop headers; then set ours, always all
+of them (empty when a value is unknown) so nothing the client sent can survive.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from gateway.identity import Identity
+
+Pair = tuple[str, str]
+
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+FORWARDING = frozenset(
+    {
+        "x-forwarded-for",
+        "x-forwarded-proto",
+        "x-forwarded-host",
+        "x-forwarded-port",
+        "x-forwarded-prefix",
+        "x-forwarded-uri",
+        "forwarded",
+        "x-real-ip",
+        "x-original-url",
+        "x-original-uri",
+        "x-rewrite-url",
+    }
+)
+"""Headers that describe the original request; clients must not choose them upstream."""
+
+ACCESS_TOKEN_HEADER = "X-Forwarded-Access-Token"  # noqa: S105 - a header name, not a secret
+
+# Values are percent-encoded UTF-8 outside printable ASCII; '%' is encoded too so that
+# decoding is never ambiguous.
+_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
+
+
+def canonical(name: str) -> str:
+    """The form used to compare header names: lower case, ``_`` read as ``-``."""
+    return name.lower().replace("_", "-")
+
+
+def encode_value(value: str) -> str:
+    return quote(value, safe=_SAFE)
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityHeaders:
+    """The identity header templates of a configuration, ready to render."""
+
+    templates: tuple[Pair, ...]
+    assertion_header: str
+
+    @classmethod
+    def from_config(cls, templates: Mapping[str, str], assertion_header: str) -> IdentityHeaders:
+        return cls(tuple(templates.items()), assertion_header)
+
+    @property
+    def owned(self) -> frozenset[str]:
+        """Canonical names of every header the gateway sets upstream."""
+        names = [name for name, _ in self.templates]
+        return (
+            frozenset(canonical(n) for n in (*names, self.assertion_header, ACCESS_TOKEN_HEADER))
+            | FORWARDING
+        )
+
+    def render(self, identity: Identity | None, route: str) -> list[Pair]:
+        """Every configured header, each with a value ("" for anonymous or unknown fields)."""
+        if identity is None:
+            return [(name, "") for name, _ in self.templates]
+        fields = identity_fields(identity, route)
+        return [
+            (name, encode_value(template.format_map(fields))) for name, template in self.templates
+        ]
+
+
+def identity_fields(identity: Identity, route: str) -> dict[str, str]:
+    return {
+        "sub": identity.sub,
+        "username": identity.username,
+        "name": identity.name,
+        "email": identity.email or "",
+        "orgs": ",".join(org.slug for org in identity.counting_orgs),
+        "picture": identity.picture or "",
+        "route": route,
+    }
+
+
+def connection_listed(items: Iterable[Pair]) -> frozenset[str]:
+    """Header names a Connection header marks as hop-by-hop."""
+    names: set[str] = set()
+    for name, value in items:
+        if name.lower() == "connection":
+            names.update(canonical(token.strip()) for token in value.split(",") if token.strip())
+    return frozenset(names)
+
+
+def filter_request_headers(
+    items: Sequence[Pair], *, owned: frozenset[str], drop_cookies: frozenset[str]
+) -> list[Pair]:
+    """The client's headers minus hop-by-hop, owned and Host headers, and minus the
+    gateway's own cookies (the Cookie header is dropped when nothing else is left)."""
+    listed = connection_listed(items)
+    kept: list[Pair] = []
+    for name, value in items:
+        key = canonical(name)
+        if key in HOP_BY_HOP or key in listed or key in owned or key == "host":
+            continue
+        if key == "cookie":
+            remaining = strip_cookies(value, drop_cookies)
+            if remaining:
+                kept.append((name, remaining))
+            continue
+        kept.append((name, value))
+    return kept
+
+
+def strip_cookies(header: str, names: frozenset[str]) -> str | None:
+    """A Cookie header without the named cookies; None if none is left."""
+    pairs = [part.strip() for part in header.split(";")]
+    kept = [p for p in pairs if p and p.split("=", 1)[0].strip() not in names]
+    return "; ".join(kept) or None
+
+
+def filter_response_headers(items: Sequence[Pair], *, drop_cookies: frozenset[str]) -> list[Pair]:
+    """The upstream's response headers minus hop-by-hop ones and any Set-Cookie that
+    would overwrite the gateway's own cookies."""
+    listed = connection_listed(items)
+    kept: list[Pair] = []
+    for name, value in items:
+        key = canonical(name)
+        if key in HOP_BY_HOP or key in listed:
+            continue
+        if key == "set-cookie" and value.split("=", 1)[0].strip() in drop_cookies:
+            continue
+        kept.append((name, value))
+    return kept
+
+
+@dataclass(frozen=True, slots=True)
+class TrustedProxies:
+    """Peers whose X-Forwarded-* headers are believed. Default: nobody."""
+
+    networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+
+    @classmethod
+    def parse(cls, cidrs: Iterable[str]) -> TrustedProxies:
+        return cls(tuple(ipaddress.ip_network(c, strict=False) for c in cidrs))
+
+    def trusts(self, peer: str | None) -> bool:
+        if not peer or not self.networks:
+            return False
+        try:
+            address = ipaddress.ip_address(peer)
+        except ValueError:
+            return False
+        return any(address in network for network in self.networks)
+
+
+@dataclass(frozen=True, slots=True)
+class ClientFacts:
+    """Where a request came from, as far as the gateway can trust it."""
+
+    ip: str
+    proto: str
+    host: str
+
+
+def client_facts(
+    *,
+    peer: str | None,
+    scheme: str,
+    host: str,
+    forwarded_for: str | None,
+    forwarded_proto: str | None,
+    trusted: TrustedProxies,
+) -> tuple[ClientFacts, str]:
+    """The client's address and scheme, and the X-Forwarded-For chain to send upstream.
+
+    Only a trusted peer may extend the chain or say the original scheme; otherwise the
+    chain starts at the peer and the scheme is the connection's own.
+    """
+    peer_ip = peer or ""
+    if trusted.trusts(peer) and forwarded_for:
+        chain = [p.strip() for p in forwarded_for.split(",") if p.strip()]
+        client_ip = _first_untrusted(chain, trusted) or peer_ip
+        proto = (forwarded_proto or scheme).split(",")[0].strip().lower() or scheme
+        return ClientFacts(client_ip, proto, host), ", ".join([*chain, peer_ip])
+    if trusted.trusts(peer) and forwarded_proto:
+        proto = forwarded_proto.split(",")[0].strip().lower() or scheme
+        return ClientFacts(peer_ip, proto, host), peer_ip
+    return ClientFacts(peer_ip, scheme, host), peer_ip
+
+
+def _first_untrusted(chain: list[str], trusted: TrustedProxies) -> str | None:
+    """Walk the chain from the right, skipping our own trusted proxies."""
+    for hop in reversed(chain):
+        if not trusted.trusts(hop):
+            return hop
+    return None
+
+
+def forwarding_headers(chain: str, facts: ClientFacts) -> list[Pair]:
+    return [
+        ("X-Forwarded-For", chain),
+        ("X-Forwarded-Proto", facts.proto),
+        ("X-Forwarded-Host", facts.host),
+    ]

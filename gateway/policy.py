@@ -1,0 +1,494 @@
+"""Access policies: the YAML rule language, parsed into a typed AST, and its evaluation.
+
+A policy has ``allow`` and ``deny`` rule lists and optional ``require_scopes``. A rule is
+a mapping of criteria that must all hold; a list of rules matches when any rule does.
+Deny wins; no matching allow means deny. ``evaluate`` is pure: the caller passes the
+identity, the request facts and the time.
+
+Every decision carries machine-readable reasons so callers can tell apart "sign in",
+"forbidden (by which rule)", "re-consent for these scopes" and "grant this org to the app".
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    GetJsonSchemaHandler,
+    field_validator,
+    model_validator,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
+
+from gateway.identity import ROLE_ORDER, Identity, Org, role_at_least
+
+Role = Literal["read", "contributor", "write", "admin"]
+
+
+def _as_str_tuple(value: Any) -> Any:
+    """Accept one string or a list of strings (``user: alice`` or ``user: [alice, bob]``)."""
+    if isinstance(value, str):
+        return (value,)
+    if not isinstance(value, list | tuple):
+        raise ValueError("must be a string or a list of strings")
+    return value
+
+
+def _non_empty(values: tuple[str, ...]) -> tuple[str, ...]:
+    if not values:
+        raise ValueError("must not be empty")
+    if any(not v.strip() for v in values):
+        raise ValueError("must not contain empty strings")
+    return values
+
+
+class OneOrMany:
+    """JSON Schema marker for a list that also accepts one item (``user: alice``).
+
+    Without it the schema says "array" only, and editors flag the documented one-item
+    forms (``user: alice``, ``allow: {org: acme}``, ``secret: ${GATEWAY_SECRET}``).
+    """
+
+    @staticmethod
+    def __get_pydantic_json_schema__(
+        schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        array = handler(schema)
+        return {"anyOf": [array["items"], array]}
+
+
+StrList = Annotated[tuple[str, ...], BeforeValidator(_as_str_tuple), OneOrMany()]
+
+_FROZEN = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+class Rule(BaseModel):
+    """One rule: every criterion given must hold."""
+
+    model_config = _FROZEN
+
+    authenticated: Literal[True] | None = None
+    user: StrList | None = None
+    user_id: StrList | None = None
+    org: StrList | None = None
+    org_id: StrList | None = None
+    min_role: Role | None = None
+    scope: StrList | None = None
+    email_domain: StrList | None = None
+    email_verified: bool | None = None
+    pro: bool | None = None
+    method: StrList | None = None
+    token_role: StrList | None = None
+    any_: tuple[Rule, ...] | None = Field(default=None, alias="any")
+    all_: tuple[Rule, ...] | None = Field(default=None, alias="all")
+    not_: Rule | None = Field(default=None, alias="not")
+
+    # Field validators (not the model check below) so a mistake is reported at its key:
+    # "allow[0].user: must not be empty" rather than "allow[0]: must not be empty".
+    @field_validator(
+        "user", "user_id", "org", "org_id", "scope", "email_domain", "method", "token_role"
+    )
+    @classmethod
+    def _lists(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        return None if value is None else _non_empty(value)
+
+    @field_validator("any_", "all_")
+    @classmethod
+    def _combinators(cls, value: tuple[Rule, ...] | None) -> tuple[Rule, ...] | None:
+        if value is not None and not value:
+            raise ValueError("must list at least one rule")
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> Rule:
+        if self.min_role is not None and self.org is None and self.org_id is None:
+            raise ValueError("min_role needs org or org_id in the same rule")
+        if all(getattr(self, name) is None for name in type(self).model_fields):
+            raise ValueError("a rule needs at least one criterion")
+        return self
+
+
+def _as_rule_list(value: Any) -> Any:
+    """``allow: {org: acme}`` is shorthand for a one-rule list."""
+    if isinstance(value, dict):
+        return [value]
+    return value
+
+
+RuleList = Annotated[tuple[Rule, ...], BeforeValidator(_as_rule_list), OneOrMany()]
+
+
+class Policy(BaseModel):
+    """A named or inline policy."""
+
+    model_config = _FROZEN
+
+    allow: RuleList = ()
+    deny: RuleList = ()
+    require_scopes: StrList = ()
+    public: bool = Field(
+        default=False,
+        description="Anyone may pass, signed in or not (the built-in 'public' policy).",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> Policy:
+        if self.public and (self.allow or self.deny or self.require_scopes):
+            raise ValueError("a public policy takes no allow, deny or require_scopes")
+        if not self.public and not self.allow:
+            raise ValueError(
+                "allow: at least one rule is required "
+                "(use the built-in policy 'authenticated' for any signed-in user)"
+            )
+        return self
+
+
+AUTHENTICATED = Policy(allow=(Rule(authenticated=True),))
+PUBLIC = Policy(public=True)
+BUILTIN_POLICIES: dict[str, Policy] = {"authenticated": AUTHENTICATED, "public": PUBLIC}
+
+
+class ReasonCode(StrEnum):
+    PUBLIC = "public"
+    ALLOWED = "allowed"
+    UNAUTHENTICATED = "unauthenticated"
+    DENIED = "denied"
+    NO_MATCHING_ALLOW = "no_matching_allow"
+    RULE_FAILED = "rule_failed"
+    MISSING_SCOPES = "missing_scopes"
+    ORG_NOT_GRANTED = "org_not_granted"
+    ORG_RESTRICTED = "org_restricted"
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    """Why a decision came out as it did.
+
+    ``rule`` is the rule path (``allow[0]``, ``deny[1].any[0]``) or "" for the policy as a
+    whole; ``values`` carries machine-readable detail (missing scopes, org ids).
+    """
+
+    code: ReasonCode
+    rule: str = ""
+    detail: str = ""
+    values: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    reasons: tuple[Reason, ...]
+
+    @property
+    def unauthenticated(self) -> bool:
+        return any(r.code is ReasonCode.UNAUTHENTICATED for r in self.reasons)
+
+    @property
+    def missing_scopes(self) -> frozenset[str]:
+        return frozenset(
+            v for r in self.reasons if r.code is ReasonCode.MISSING_SCOPES for v in r.values
+        )
+
+    @property
+    def ungranted_org_ids(self) -> tuple[str, ...]:
+        seen: dict[str, None] = {}
+        for r in self.reasons:
+            if r.code is ReasonCode.ORG_NOT_GRANTED:
+                seen.update(dict.fromkeys(r.values))
+        return tuple(seen)
+
+    @property
+    def fixable_by_consent(self) -> bool:
+        """A new authorization (more scopes, or an org granted) could turn this into allow."""
+        return not self.allowed and bool(self.missing_scopes or self.ungranted_org_ids)
+
+
+@dataclass(frozen=True, slots=True)
+class RequestFacts:
+    """What a policy may know about the request, already normalised."""
+
+    method: str
+    path: str
+    host: str = ""
+
+
+# A failed criterion: its path, what failed, and what a re-consent could fix.
+@dataclass(frozen=True, slots=True)
+class _Failure:
+    path: str
+    detail: str
+    missing_scopes: tuple[str, ...] = ()
+    ungranted_orgs: tuple[str, ...] = ()
+    restricted_orgs: tuple[str, ...] = ()
+
+    @property
+    def consent_fixable(self) -> bool:
+        return bool(self.missing_scopes or self.ungranted_orgs)
+
+
+def evaluate(
+    policy: Policy, identity: Identity | None, request: RequestFacts, now: datetime
+) -> Decision:
+    """Judge one request. Pure: no I/O, and ``now`` is given rather than read.
+
+    ``now`` is part of the contract so time-dependent criteria never need a clock here.
+    """
+    del now  # no criterion depends on time yet; kept so callers never change
+    if policy.public:
+        return Decision(True, (Reason(ReasonCode.PUBLIC),))
+    if identity is None:
+        return Decision(False, (Reason(ReasonCode.UNAUTHENTICATED, detail="sign in required"),))
+    ctx = _Context(identity, request)
+    for index, rule in enumerate(policy.deny):
+        path = f"deny[{index}]"
+        if not _match(rule, ctx, path):
+            return Decision(False, (Reason(ReasonCode.DENIED, path, "matched a deny rule"),))
+
+    reasons: list[Reason] = []
+    allowed_by = None
+    all_failures: list[tuple[str, list[_Failure]]] = []
+    for index, rule in enumerate(policy.allow):
+        path = f"allow[{index}]"
+        failures = _match(rule, ctx, path)
+        if not failures:
+            allowed_by = path
+            break
+        all_failures.append((path, failures))
+
+    if allowed_by is None:
+        reasons.append(Reason(ReasonCode.NO_MATCHING_ALLOW, detail="no allow rule matched"))
+        for _, failures in all_failures:
+            reasons.extend(Reason(ReasonCode.RULE_FAILED, f.path, f.detail) for f in failures)
+        reasons.extend(_consent_reasons(all_failures))
+    missing = tuple(s for s in policy.require_scopes if s not in identity.scopes)
+    if missing:
+        reasons.append(
+            Reason(
+                ReasonCode.MISSING_SCOPES,
+                "require_scopes",
+                "missing scopes: " + ", ".join(missing),
+                missing,
+            )
+        )
+    if allowed_by is not None and not missing:
+        return Decision(True, (Reason(ReasonCode.ALLOWED, allowed_by, "matched an allow rule"),))
+    return Decision(False, tuple(reasons))
+
+
+def _consent_reasons(all_failures: Iterable[tuple[str, list[_Failure]]]) -> list[Reason]:
+    """Reasons a re-authorization could fix: only from rules whose every failure is fixable."""
+    reasons: list[Reason] = []
+    for path, failures in all_failures:
+        for failure in failures:
+            if failure.restricted_orgs:
+                reasons.append(
+                    Reason(
+                        ReasonCode.ORG_RESTRICTED,
+                        failure.path,
+                        failure.detail,
+                        failure.restricted_orgs,
+                    )
+                )
+        if not all(f.consent_fixable for f in failures):
+            continue
+        scopes = tuple(dict.fromkeys(s for f in failures for s in f.missing_scopes))
+        orgs = tuple(dict.fromkeys(o for f in failures for o in f.ungranted_orgs))
+        if scopes:
+            reasons.append(
+                Reason(
+                    ReasonCode.MISSING_SCOPES, path, "missing scopes: " + ", ".join(scopes), scopes
+                )
+            )
+        if orgs:
+            reasons.append(
+                Reason(
+                    ReasonCode.ORG_NOT_GRANTED,
+                    path,
+                    "organization not granted to this app: " + ", ".join(orgs),
+                    orgs,
+                )
+            )
+    return reasons
+
+
+@dataclass(frozen=True, slots=True)
+class _Context:
+    identity: Identity
+    request: RequestFacts
+
+
+def _match(rule: Rule, ctx: _Context, path: str) -> list[_Failure]:
+    """Return the failed criteria of ``rule``; an empty list means the rule matched."""
+    failures: list[_Failure] = []
+    ident = ctx.identity
+    if rule.user is not None and _fold(ident.username) not in _folded(rule.user):
+        failures.append(_Failure(f"{path}.user", f"user {ident.username} is not listed"))
+    if rule.user_id is not None and ident.sub not in rule.user_id:
+        failures.append(_Failure(f"{path}.user_id", f"user id {ident.sub} is not listed"))
+    if rule.org is not None:
+        folded = _folded(rule.org)
+        failures.extend(
+            _org_failures(
+                ident, lambda o: _fold(o.slug) in folded, rule.org, rule.min_role, f"{path}.org"
+            )
+        )
+    if rule.org_id is not None:
+        ids = frozenset(rule.org_id)
+        failures.extend(
+            _org_failures(
+                ident, lambda o: o.sub in ids, rule.org_id, rule.min_role, f"{path}.org_id"
+            )
+        )
+    if rule.scope is not None:
+        missing = tuple(s for s in rule.scope if s not in ident.scopes)
+        if missing:
+            failures.append(
+                _Failure(f"{path}.scope", "missing scopes: " + ", ".join(missing), missing)
+            )
+    if rule.email_domain is not None and not email_in_domains(
+        ident.email, ident.email_verified, rule.email_domain
+    ):
+        failures.append(
+            _Failure(f"{path}.email_domain", "email is not a verified address in these domains")
+        )
+    if rule.email_verified is not None and ident.email_verified != rule.email_verified:
+        failures.append(
+            _Failure(f"{path}.email_verified", f"email_verified is not {rule.email_verified}")
+        )
+    if rule.pro is not None and ident.is_pro != rule.pro:
+        failures.append(_Failure(f"{path}.pro", f"pro is not {rule.pro}"))
+    if rule.method is not None and ctx.request.method.upper() not in {
+        m.upper() for m in rule.method
+    }:
+        failures.append(_Failure(f"{path}.method", f"method {ctx.request.method} is not listed"))
+    if rule.token_role is not None and (
+        ident.token_role is None or _fold(ident.token_role) not in _folded(rule.token_role)
+    ):
+        failures.append(
+            _Failure(f"{path}.token_role", f"token role {ident.token_role or 'none'} is not listed")
+        )
+    if rule.any_ is not None:
+        failures.extend(_match_any(rule.any_, ctx, f"{path}.any"))
+    if rule.all_ is not None:
+        for index, sub in enumerate(rule.all_):
+            failures.extend(_match(sub, ctx, f"{path}.all[{index}]"))
+    if rule.not_ is not None and not _match(rule.not_, ctx, f"{path}.not"):
+        failures.append(_Failure(f"{path}.not", "the negated rule matched"))
+    return failures
+
+
+def _match_any(rules: Sequence[Rule], ctx: _Context, path: str) -> list[_Failure]:
+    collected: list[_Failure] = []
+    for index, sub in enumerate(rules):
+        failures = _match(sub, ctx, f"{path}[{index}]")
+        if not failures:
+            return []
+        collected.extend(failures)
+    return collected
+
+
+def _org_failures(
+    ident: Identity,
+    selects: Any,
+    wanted: tuple[str, ...],
+    min_role: str | None,
+    path: str,
+) -> list[_Failure]:
+    """One failure (or none) for an org / org_id criterion with an optional min_role."""
+    members: list[Org] = [org for org in ident.orgs if selects(org)]
+    counting = [org for org in members if org.counts]
+    label = ", ".join(wanted)
+    if min_role is None:
+        if counting:
+            return []
+    else:
+        if any(role_at_least(org.role, min_role) for org in counting):
+            return []
+        ungranted = tuple(org.sub for org in counting if not org.granted)
+        if ungranted:
+            return [
+                _Failure(
+                    path,
+                    f"role in {label} unknown: organization not granted to this app",
+                    ungranted_orgs=ungranted,
+                )
+            ]
+        if counting:
+            roles = ", ".join(f"{org.slug}={org.role}" for org in counting)
+            return [_Failure(path, f"role below {min_role} ({roles})")]
+    restricted = tuple(org.sub for org in members if not org.counts)
+    if restricted:
+        pending = sorted({r for org in members for r in org.security_restrictions})
+        return [
+            _Failure(
+                path,
+                f"membership of {label} needs {', '.join(pending)} to be completed",
+                restricted_orgs=restricted,
+            )
+        ]
+    return [_Failure(path, f"not a member of {label}")]
+
+
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+
+
+def _fold(value: str) -> str:
+    """Lower-case A-Z only, as DNS and HF names compare.
+
+    Not str.casefold(): it maps other characters onto ASCII letters ("ſ" -> "s", the
+    Kelvin sign "\u212a" -> "k"), so a look-alike user, org or email domain could pass
+    for a listed one.
+    """
+    return value.translate(_ASCII_LOWER)
+
+
+def _folded(values: Iterable[str]) -> frozenset[str]:
+    return frozenset(_fold(v) for v in values)
+
+
+def email_in_domains(email: str | None, verified: bool, domains: Iterable[str]) -> bool:
+    """True for a verified address with exactly one ``@`` whose domain is listed.
+
+    ``example.com`` matches that domain only; ``*.example.com`` or ``.example.com``
+    match its subdomains on label boundaries (never ``evilexample.com``).
+    """
+    if not email or not verified or email.count("@") != 1:
+        return False
+    local, domain = email.split("@")
+    domain = _fold(domain)
+    if not local or not domain or domain.endswith(".") or any(c.isspace() for c in email):
+        return False
+    for wanted in domains:
+        wanted = _fold(wanted)
+        if wanted.startswith(("*.", ".")):
+            suffix = wanted[wanted.index(".") :]
+            if domain.endswith(suffix) and len(domain) > len(suffix):
+                return True
+        elif domain == wanted:
+            return True
+    return False
+
+
+__all__ = [
+    "AUTHENTICATED",
+    "BUILTIN_POLICIES",
+    "PUBLIC",
+    "ROLE_ORDER",
+    "Decision",
+    "Policy",
+    "Reason",
+    "ReasonCode",
+    "RequestFacts",
+    "Rule",
+    "evaluate",
+]

@@ -1,0 +1,1 @@
+"""Identity providers: the protocol (base), generic OIDC and Hugging Face."""

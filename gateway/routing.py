@@ -1,0 +1,265 @@
+"""Request paths, route matching and safe redirect targets.
+
+One function, ``normalize_path``, turns the raw request target into the path that
+routing, policy, public paths and the upstream request all use, so no two parts of the
+gateway can read a path differently. Paths it cannot read one way only are refused.
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
+from urllib.parse import unquote, urlsplit
+
+from gateway.errors import PathError
+
+_UNRESERVED = frozenset(string.ascii_letters + string.digits + "-._~")
+_HEX = frozenset(string.hexdigits)
+# Encoded characters that would change the path's structure if some server decoded them.
+_REFUSED_ESCAPES = {
+    "2F": "an encoded slash",
+    "5C": "an encoded backslash",
+    "00": "a NUL byte",
+    "23": "an encoded '#'",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class NormalPath:
+    """A normalised request path.
+
+    ``forward`` is sent upstream (``;params`` kept); ``match`` is what routes, public
+    paths and policies compare against (``;params`` removed from every segment).
+    """
+
+    forward: str
+    match: str
+
+
+def normalize_path(raw: str) -> NormalPath:
+    """Normalise the path of a request target (without its query string).
+
+    Percent-escapes of unreserved characters are decoded, other escapes upper-cased,
+    duplicate slashes collapsed and dot segments resolved (a segment like ``..;x`` counts
+    as ``..``). Raises PathError for encoded slashes, backslashes, NUL, ``#``, control
+    characters and malformed escapes.
+    """
+    if not raw.startswith("/"):
+        raise PathError("the request path must start with '/'")
+    if "\\" in raw:
+        raise PathError("backslashes are not allowed in paths")
+    if "#" in raw:
+        raise PathError("'#' is not allowed in paths")
+    decoded = _decode_unreserved(raw)
+    raw_segments = decoded.split("/")
+    segments: list[str] = []
+    for segment in raw_segments:
+        name = segment.split(";", 1)[0]
+        if name == "..":
+            if segments:
+                segments.pop()
+        elif segment and name != ".":
+            segments.append(segment)
+    # "/a/", "/a/." and "/a/b/.." all end in a directory. A last segment of only
+    # parameters ("/a/;x") is an empty segment for matching, but forwarding it must not
+    # grow a slash ("/a/;x/"): only the match path treats it as a trailing slash.
+    last, last_name = raw_segments[-1], raw_segments[-1].split(";", 1)[0]
+    forward = _join(segments, last == "" or last_name in (".", ".."))
+    match_segments = [s.split(";", 1)[0] for s in segments]
+    match = _join([s for s in match_segments if s], last_name in ("", ".", ".."))
+    return NormalPath(forward, match)
+
+
+def _join(segments: Sequence[str], trailing: bool) -> str:
+    if not segments:
+        return "/"
+    return "/" + "/".join(segments) + ("/" if trailing else "")
+
+
+def _decode_unreserved(raw: str) -> str:
+    out: list[str] = []
+    i = 0
+    while i < len(raw):
+        char = raw[i]
+        if char == "%":
+            pair = raw[i + 1 : i + 3]
+            if len(pair) != 2 or not set(pair) <= _HEX:
+                raise PathError("malformed percent-escape in path")
+            pair = pair.upper()
+            if pair in _REFUSED_ESCAPES:
+                raise PathError(f"{_REFUSED_ESCAPES[pair]} is not allowed in paths")
+            decoded = chr(int(pair, 16))
+            out.append(decoded if decoded in _UNRESERVED else "%" + pair)
+            i += 3
+            continue
+        code = ord(char)
+        if code < 0x21 or code == 0x7F:
+            raise PathError("control characters and spaces are not allowed in paths")
+        if code > 0x7E:
+            try:
+                encoded = char.encode("utf-8", "surrogateescape")
+            except UnicodeEncodeError:  # a lone surrogate that no byte decodes to
+                raise PathError("invalid UTF-8 in path") from None
+            out.append("".join(f"%{b:02X}" for b in encoded))
+        else:
+            out.append(char)
+        i += 1
+    return "".join(out)
+
+
+def path_under(path: str, prefix: str) -> bool:
+    """True when ``path`` equals ``prefix`` or continues it at a segment boundary."""
+    base = prefix.rstrip("/")
+    if not base:
+        return True
+    return path == base or path.startswith(base + "/")
+
+
+def strip_path_prefix(path: str, prefix: str) -> str:
+    """The part of ``path`` below ``prefix`` (which ``path`` must be under), always rooted."""
+    base = prefix.rstrip("/")
+    rest = path[len(base) :]
+    return rest if rest.startswith("/") else "/" + rest
+
+
+def normalize_host(host: str) -> str:
+    """Lower-case a Host header value and drop its port and a trailing dot."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        end = host.find("]")
+        return host[: end + 1] if end != -1 else host
+    if host.count(":") == 1:
+        host = host.split(":", 1)[0]
+    return host.rstrip(".")
+
+
+def host_matches(pattern: str, host: str) -> bool:
+    """Exact host, or ``*.suffix`` matching subdomains on label boundaries."""
+    pattern = pattern.lower().rstrip(".")
+    if pattern.startswith("*."):
+        suffix = pattern[1:]
+        return host.endswith(suffix) and len(host) > len(suffix)
+    return host == pattern
+
+
+class RouteLike(Protocol):
+    @property
+    def host(self) -> str | None: ...
+
+    @property
+    def path(self) -> str: ...
+
+
+R = TypeVar("R", bound=RouteLike)
+
+
+class RouteTable(Generic[R]):
+    """Chooses a route by host, then by the longest path prefix.
+
+    An exact host beats a wildcard host (the longer suffix first), which beats routes
+    without a host; among those, the longest matching path prefix wins.
+    """
+
+    def __init__(self, routes: Iterable[R]) -> None:
+        ranked = [
+            (self._host_rank(r.host), len(r.path.rstrip("/")), i, r) for i, r in enumerate(routes)
+        ]
+        # Most specific first, config order among equals.
+        ranked.sort(key=lambda item: (-item[0][0], -item[0][1], -item[1], item[2]))
+        self._routes: tuple[R, ...] = tuple(item[3] for item in ranked)
+
+    @staticmethod
+    def _host_rank(host: str | None) -> tuple[int, int]:
+        if host is None:
+            return (0, 0)
+        if host.startswith("*."):
+            return (1, len(host))
+        return (2, len(host))
+
+    def match(self, host: str, path: str) -> R | None:
+        """The route for a normalised host and ``NormalPath.match``, or None."""
+        for route in self._routes:
+            if route.host is not None and not host_matches(route.host, host):
+                continue
+            if path_under(path, route.path):
+                return route
+        return None
+
+
+class RedirectPolicy:
+    """Decides where a browser may be sent after sign-in or sign-out.
+
+    Accepted: a same-origin absolute path (``/x?y``), or an absolute http(s) URL whose host
+    is public_url's host or matches one of ``hosts`` (exact or ``*.suffix`` on label
+    boundaries). Everything else becomes ``/``; a rejected target never blocks a login.
+    """
+
+    MAX_LENGTH = 2048
+
+    def __init__(self, public_url: str, hosts: Iterable[str] = ()) -> None:
+        parts = urlsplit(public_url)
+        self._https = parts.scheme == "https"
+        self._hosts = tuple(h.lower().rstrip(".") for h in (parts.hostname or "", *hosts) if h)
+
+    def sanitize(self, target: str | None) -> str:
+        if self.is_safe(target):
+            assert target is not None
+            return target
+        return "/"
+
+    def is_safe(self, target: str | None) -> bool:
+        if not target or len(target) > self.MAX_LENGTH:
+            return False
+        if any(not 0x21 <= ord(c) <= 0x7E for c in target) or "\\" in target:
+            return False
+        if target.startswith("/"):
+            return _safe_local_path(target)
+        return self._safe_absolute(target)
+
+    def _safe_absolute(self, target: str) -> bool:
+        scheme, sep, _ = target.partition("://")
+        if not sep or scheme.lower() not in ("http", "https"):
+            return False
+        if self._https and scheme.lower() != "https":
+            return False
+        try:
+            # urlsplit itself raises ValueError for broken brackets ("https://[evil.com",
+            # "https://evil.com]"); a target we cannot parse is rejected, never an error.
+            parts = urlsplit(target)
+            host = parts.hostname
+            parts.port  # noqa: B018 - raises ValueError on a malformed port
+        except ValueError:
+            return False
+        # No userinfo, and no "[...]" host: urlsplit reads "https://[v1.apps.example.com]/" as
+        # host v1.apps.example.com (an IPvFuture literal), which no browser does.
+        if "@" in parts.netloc or "[" in parts.netloc or not parts.netloc:
+            return False
+        if not host or host.endswith(".") or not _plain_hostname(host):
+            return False
+        if parts.path and not _safe_local_path(parts.path):
+            return False
+        return any(host_matches(pattern, host) for pattern in self._hosts)
+
+
+def _plain_hostname(host: str) -> bool:
+    allowed = frozenset(string.ascii_lowercase + string.digits + "-.")
+    return set(host) <= allowed and ".." not in host and not host.startswith(("-", "."))
+
+
+def _safe_local_path(path: str) -> bool:
+    """A path that every browser reads as same-origin, even after percent-decoding."""
+    head = path.split("?", 1)[0].split("#", 1)[0]
+    # Undo layered encodings such as %252f however deep they go (a fixed number of rounds
+    # let "%2525252f" through). Each round that changes the string shortens it, so the
+    # loop ends after at most len(head) / 2 rounds.
+    decoded = head
+    while (once := unquote(decoded)) != decoded:
+        decoded = once
+    if any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in decoded):
+        return False
+    if "\\" in decoded:
+        return False
+    # "//host", "/\host" and their encoded forms are protocol-relative in browsers.
+    return decoded.startswith("/") and not decoded.startswith("//")

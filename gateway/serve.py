@@ -1,0 +1,113 @@
+"""Running the gateway: logging, the access log (with secrets redacted), workers.
+
+``workers: N`` starts N processes that share the port with SO_REUSEPORT; each loads the
+configuration itself, so nothing unpicklable crosses a process boundary.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import re
+import signal
+from pathlib import Path
+
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+
+from gateway.app import create_app
+from gateway.config import GatewayConfig, load_config
+
+log = logging.getLogger("gateway")
+
+_SENSITIVE_PARAM = re.compile(
+    r"(?i)([?&](?:code|state|token|access_token|id_token|refresh_token|client_secret|"
+    r"password|secret|key|session|nonce)=)[^&#]*"
+)
+
+
+def redact_target(target: str) -> str:
+    """A request target safe to log: sensitive query values replaced."""
+    return _SENSITIVE_PARAM.sub(r"\1REDACTED", target)
+
+
+class AccessLogger(AbstractAccessLogger):
+    """One line per request; never cookies, Authorization or OAuth codes."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        self.logger.info(
+            '%s "%s %s" %s %s %.1fms',
+            request.remote,
+            request.method,
+            redact_target(request.raw_path),
+            response.status,
+            response.body_length,
+            time * 1000,
+        )
+
+
+def configure_logging(level: str = "INFO") -> None:
+    logging.basicConfig(
+        level=os.environ.get("HF_GATEWAY_LOG_LEVEL", level).upper(),
+        format="%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s",
+    )
+
+
+def split_listen(listen: str) -> tuple[str, int]:
+    host, _, port = listen.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def serve(config: GatewayConfig, *, reuse_port: bool = False) -> None:
+    """Run one gateway process until it is stopped."""
+    host, port = split_listen(config.server.listen)
+    web.run_app(
+        create_app(config),
+        host=host,
+        port=port,
+        reuse_port=reuse_port,
+        access_log_class=AccessLogger,
+        print=None,
+        shutdown_timeout=10,
+    )
+
+
+def _worker(config_path: str) -> None:
+    configure_logging()
+    serve(load_config(config_path), reuse_port=True)
+
+
+def run(config: GatewayConfig, config_path: str | Path) -> None:
+    """Serve with ``server.workers`` processes (one runs in this process when 1)."""
+    host, port = split_listen(config.server.listen)
+    log.info(
+        "hf-gateway listening on %s:%s for %s (%d worker%s, %s store)",
+        host,
+        port,
+        config.server.public_url,
+        config.server.workers,
+        "s" if config.server.workers > 1 else "",
+        config.session.store,
+    )
+    if config.server.workers == 1:
+        serve(config)
+        return
+    context = multiprocessing.get_context("spawn")
+    workers = [
+        context.Process(target=_worker, args=(str(config_path),), daemon=False)
+        for _ in range(config.server.workers)
+    ]
+    for worker in workers:
+        worker.start()
+
+    def stop(signum: int, frame: object) -> None:
+        del frame
+        for worker in workers:
+            if worker.pid is not None:
+                os.kill(worker.pid, signum)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for worker in workers:
+        worker.join()

@@ -1,0 +1,1 @@
+"""Sessions: records and cookies (model), the store protocol and its adapters."""

@@ -1,0 +1,210 @@
+"""Session lifecycle over any SessionStore: create, load, touch, rotate, destroy, revoke,
+and the pending logins of the sign-in flow.
+
+The record format, cookie signing and expiry rules live in session/model.py; this module
+adds the store round trips. StoreError passes through so callers answer 503.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from gateway.identity import Identity
+from gateway.providers.base import TokenSet
+from gateway.session.model import (
+    PENDING_LOGIN_TTL,
+    PendingLogin,
+    RecordError,
+    SessionKeys,
+    SessionRecord,
+    SessionTimes,
+    StoredTokens,
+    absolute_expiry,
+    decode_pending,
+    decode_record,
+    decrypt_tokens,
+    encode_pending,
+    encode_record,
+    encrypt_tokens,
+    new_session_id,
+    new_state,
+    pending_key,
+    session_expired,
+    sign_cookie,
+    store_key,
+    store_ttl,
+    user_index_key,
+    verify_cookie,
+)
+from gateway.session.store import SessionStore
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedSession:
+    key: str
+    record: SessionRecord
+
+
+class SessionManager:
+    def __init__(
+        self,
+        store: SessionStore,
+        keys: SessionKeys,
+        times: SessionTimes,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.keys = keys
+        self.times = times
+        self._clock = clock
+
+    # ------------------------------------------------------------------ sessions
+
+    async def create(
+        self, identity: Identity, tokens: TokenSet, *, previous_cookie: str | None = None
+    ) -> str:
+        """Store a new session and return its cookie value.
+
+        The id is always new (login rotates it); a previous session of this browser is
+        deleted so a fixated or stale id never becomes signed in.
+        """
+        if previous_cookie:
+            await self.destroy(previous_cookie)
+        now = self._clock()
+        has_refresh = tokens.refresh_token is not None
+        record = SessionRecord(
+            identity=identity,
+            tokens=encrypt_tokens(
+                StoredTokens(tokens.access_token, tokens.refresh_token, tokens.expires_at),
+                self.keys,
+            ),
+            created_at=now,
+            last_seen=now,
+            revalidated_at=now,
+            expires_at=absolute_expiry(now, self.times, tokens.expires_at, has_refresh),
+            has_refresh_token=has_refresh,
+            access_expires_at=tokens.expires_at,
+        )
+        session_id = new_session_id()
+        key = store_key(session_id)
+        await self.save(key, record)
+        await self.store.index_add(user_index_key(identity.sub), key, self.times.max_lifetime)
+        return sign_cookie(session_id, self.keys)
+
+    async def load(self, cookie: str | None) -> LoadedSession | None:
+        """The live session behind a cookie, or None (bad cookie, unknown, ended)."""
+        session_id = verify_cookie(cookie, self.keys)
+        if session_id is None:
+            return None
+        key = store_key(session_id)
+        data = await self.store.get(key)
+        if data is None:
+            return None
+        try:
+            record = decode_record(data)
+        except RecordError:
+            await self.store.delete(key)
+            return None
+        if session_expired(record, self._clock(), self.times) is not None:
+            await self._forget(key, record.identity.sub)
+            return None
+        return LoadedSession(key, record)
+
+    async def save(self, key: str, record: SessionRecord) -> None:
+        ttl = store_ttl(record, self._clock(), self.times)
+        await self.store.set(key, encode_record(record), ttl)
+
+    async def touch(self, loaded: LoadedSession) -> LoadedSession:
+        touched = LoadedSession(loaded.key, loaded.record.touched(self._clock()))
+        await self.save(touched.key, touched.record)
+        return touched
+
+    async def update(
+        self, loaded: LoadedSession, identity: Identity, tokens: TokenSet | None
+    ) -> LoadedSession:
+        """Store a revalidated identity (and refreshed tokens, if any)."""
+        now = self._clock()
+        record = replace(loaded.record, identity=identity, revalidated_at=now, last_seen=now)
+        if tokens is not None:
+            has_refresh = tokens.refresh_token is not None
+            record = replace(
+                record,
+                tokens=encrypt_tokens(
+                    StoredTokens(tokens.access_token, tokens.refresh_token, tokens.expires_at),
+                    self.keys,
+                ),
+                has_refresh_token=has_refresh,
+                access_expires_at=tokens.expires_at,
+                expires_at=absolute_expiry(
+                    record.created_at, self.times, tokens.expires_at, has_refresh
+                ),
+            )
+        updated = LoadedSession(loaded.key, record)
+        await self.save(updated.key, updated.record)
+        return updated
+
+    def tokens(self, record: SessionRecord) -> StoredTokens:
+        return decrypt_tokens(record.tokens, self.keys)
+
+    async def reload(self, key: str) -> LoadedSession | None:
+        data = await self.store.get(key)
+        if data is None:
+            return None
+        try:
+            return LoadedSession(key, decode_record(data))
+        except RecordError:
+            return None
+
+    async def destroy(self, cookie: str | None) -> Identity | None:
+        """Delete the session behind a cookie server-side; its identity, if there was one."""
+        session_id = verify_cookie(cookie, self.keys)
+        if session_id is None:
+            return None
+        key = store_key(session_id)
+        loaded = await self.reload(key)
+        if loaded is None:
+            await self.store.delete(key)
+            return None
+        await self._forget(key, loaded.record.identity.sub)
+        return loaded.record.identity
+
+    async def end(self, loaded: LoadedSession) -> None:
+        await self._forget(loaded.key, loaded.record.identity.sub)
+
+    async def revoke_user(self, sub: str) -> int:
+        """Delete every session of a user; how many there were."""
+        index = user_index_key(sub)
+        count = 0
+        for key in await self.store.index_members(index):
+            count += await self.store.delete(key)
+            await self.store.index_remove(index, key)
+        return count
+
+    async def _forget(self, key: str, sub: str) -> None:
+        await self.store.delete(key)
+        await self.store.index_remove(user_index_key(sub), key)
+
+    # ------------------------------------------------------------------ pending logins
+
+    async def begin_login(self, pending: PendingLogin) -> str:
+        """Keep a pending login server-side under a new state; returns the state."""
+        state = new_state()
+        await self.store.set(pending_key(state), encode_pending(pending), PENDING_LOGIN_TTL)
+        return state
+
+    async def finish_login(self, state: str) -> PendingLogin | None:
+        """The pending login for ``state``, removed so it can be used once only."""
+        if not state or len(state) > 128:
+            return None
+        data = await self.store.take(pending_key(state))
+        if data is None:
+            return None
+        try:
+            pending = decode_pending(data)
+        except RecordError:
+            return None
+        if self._clock() - pending.created_at > PENDING_LOGIN_TTL:
+            return None
+        return pending

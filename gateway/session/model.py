@@ -1,0 +1,361 @@
+"""Session records, pending logins and cookies: encode, decode, sign, verify. Pure.
+
+Cookie: ``v1.<b64url 32-byte id>.<b64url HMAC-SHA256>``. The store key is a hash of
+the id, so a dump of the store yields no usable cookie. Provider tokens are encrypted
+at rest (AES-256-GCM) with a key derived from ``session.secret``; every key is derived
+with HKDF under its own label, and a list of secrets rotates (the first signs, all verify).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import math
+import os
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from gateway.identity import Identity
+
+COOKIE_VERSION = "v1"
+RECORD_VERSION = 1
+SESSION_ID_BYTES = 32
+MAX_COOKIE_LENGTH = 256
+TOUCH_INTERVAL = 60.0
+"""last_seen is written at most this often (seconds)."""
+PENDING_LOGIN_TTL = 600
+"""Pending logins and the login-binding cookie live 10 minutes."""
+
+
+class RecordError(ValueError):
+    """A stored record could not be read (corrupt, foreign version, wrong key)."""
+
+
+# --------------------------------------------------------------------------- keys
+
+
+@dataclass(frozen=True, slots=True)
+class SessionKeys:
+    """Keys derived from ``session.secret``; index 0 signs / encrypts, all verify / decrypt."""
+
+    cookie: tuple[bytes, ...]
+    tokens: tuple[bytes, ...]
+    login: tuple[bytes, ...]
+
+    @classmethod
+    def derive(cls, secrets_: Sequence[str]) -> SessionKeys:
+        if not secrets_:
+            raise ValueError("at least one session secret is required")
+        return cls(
+            cookie=tuple(_hkdf(s, b"hf-gateway/v1/cookie") for s in secrets_),
+            tokens=tuple(_hkdf(s, b"hf-gateway/v1/tokens-at-rest") for s in secrets_),
+            login=tuple(_hkdf(s, b"hf-gateway/v1/login-binding") for s in secrets_),
+        )
+
+
+def _hkdf(secret: str, label: bytes) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=label).derive(secret.encode())
+
+
+def b64e(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def b64d(text: str) -> bytes:
+    """Strict base64url decoding without padding; raises ValueError."""
+    if not text or "=" in text:
+        raise ValueError("not unpadded base64url")
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError("not base64url") from exc
+
+
+# --------------------------------------------------------------------------- cookies
+
+
+def new_session_id() -> bytes:
+    return secrets.token_bytes(SESSION_ID_BYTES)
+
+
+def sign_cookie(session_id: bytes, keys: SessionKeys) -> str:
+    body = f"{COOKIE_VERSION}.{b64e(session_id)}"
+    return f"{body}.{b64e(_mac(keys.cookie[0], body))}"
+
+
+def verify_cookie(value: str | None, keys: SessionKeys) -> bytes | None:
+    """The session id inside a valid cookie, or None (malformed, forged or foreign)."""
+    if not value or len(value) > MAX_COOKIE_LENGTH or not value.isascii():
+        return None
+    parts = value.split(".")
+    if len(parts) != 3 or parts[0] != COOKIE_VERSION:
+        return None
+    body = f"{parts[0]}.{parts[1]}"
+    try:
+        session_id, tag = b64d(parts[1]), b64d(parts[2])
+    except ValueError:
+        return None
+    if len(session_id) != SESSION_ID_BYTES:
+        return None
+    # Check every key (no early exit) so timing does not reveal which one matched.
+    matched = False
+    for key in keys.cookie:
+        matched |= hmac.compare_digest(_mac(key, body), tag)
+    return session_id if matched else None
+
+
+def _mac(key: bytes, body: str) -> bytes:
+    return hmac.new(key, body.encode("ascii"), hashlib.sha256).digest()
+
+
+def store_key(session_id: bytes) -> str:
+    """The store key of a session: a hash, so the store never holds a usable id."""
+    return "s:" + hashlib.sha256(session_id).hexdigest()
+
+
+def user_index_key(sub: str) -> str:
+    return "u:" + hashlib.sha256(sub.encode()).hexdigest()
+
+
+def pending_key(state: str) -> str:
+    return "p:" + hashlib.sha256(state.encode()).hexdigest()
+
+
+def lock_key(session_key: str) -> str:
+    return "l:" + session_key
+
+
+def new_login_binding() -> str:
+    """A random value for the login-binding cookie that ties a login to one browser."""
+    return b64e(secrets.token_bytes(32))
+
+
+def binding_digest(binding: str, keys: SessionKeys) -> str:
+    """What a pending login stores of the binding cookie (never the cookie itself)."""
+    return b64e(_mac(keys.login[0], binding))
+
+
+def binding_matches(binding: str | None, digest: str, keys: SessionKeys) -> bool:
+    if not binding or len(binding) > MAX_COOKIE_LENGTH or not binding.isascii():
+        return False
+    matched = False
+    for key in keys.login:
+        matched |= hmac.compare_digest(b64e(_mac(key, binding)), digest)
+    return matched
+
+
+# --------------------------------------------------------------------------- tokens at rest
+
+
+@dataclass(frozen=True, slots=True)
+class StoredTokens:
+    """Provider tokens kept with a session (encrypted in the record)."""
+
+    access_token: str
+    refresh_token: str | None = None
+    expires_at: float | None = None
+
+
+def encrypt_tokens(tokens: StoredTokens, keys: SessionKeys) -> str:
+    plain = json.dumps(
+        {"a": tokens.access_token, "r": tokens.refresh_token, "e": tokens.expires_at}
+    ).encode()
+    nonce = os.urandom(12)
+    return b64e(nonce + AESGCM(keys.tokens[0]).encrypt(nonce, plain, b"hf-gateway tokens"))
+
+
+def decrypt_tokens(blob: str, keys: SessionKeys) -> StoredTokens:
+    try:
+        raw = b64d(blob)
+    except ValueError as exc:
+        raise RecordError("token blob is not base64url") from exc
+    nonce, sealed = raw[:12], raw[12:]
+    for key in keys.tokens:
+        try:
+            data = json.loads(AESGCM(key).decrypt(nonce, sealed, b"hf-gateway tokens"))
+        except (InvalidTag, ValueError):
+            continue
+        return StoredTokens(access_token=data["a"], refresh_token=data["r"], expires_at=data["e"])
+    raise RecordError("tokens cannot be decrypted with any configured secret")
+
+
+# --------------------------------------------------------------------------- records
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    """What the store keeps for one session. Times are Unix seconds.
+
+    ``expires_at`` is the absolute end: max_lifetime after creation, or the access
+    token's expiry when there is no refresh token to renew it with.
+    """
+
+    identity: Identity
+    tokens: str  # encrypted StoredTokens
+    created_at: float
+    last_seen: float
+    revalidated_at: float
+    expires_at: float
+    has_refresh_token: bool = False
+    access_expires_at: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def touched(self, now: float) -> SessionRecord:
+        return replace(self, last_seen=now)
+
+
+def encode_record(record: SessionRecord) -> bytes:
+    return json.dumps(
+        {
+            "v": RECORD_VERSION,
+            "identity": record.identity.to_json(),
+            "tokens": record.tokens,
+            "created_at": record.created_at,
+            "last_seen": record.last_seen,
+            "revalidated_at": record.revalidated_at,
+            "expires_at": record.expires_at,
+            "has_refresh_token": record.has_refresh_token,
+            "access_expires_at": record.access_expires_at,
+            "extra": record.extra,
+        },
+        separators=(",", ":"),
+    ).encode()
+
+
+def decode_record(data: bytes) -> SessionRecord:
+    try:
+        raw = json.loads(data)
+        if raw.get("v") != RECORD_VERSION:
+            raise RecordError(f"unsupported record version {raw.get('v')!r}")
+        return SessionRecord(
+            identity=Identity.from_json(raw["identity"]),
+            tokens=str(raw["tokens"]),
+            created_at=float(raw["created_at"]),
+            last_seen=float(raw["last_seen"]),
+            revalidated_at=float(raw["revalidated_at"]),
+            expires_at=float(raw["expires_at"]),
+            has_refresh_token=bool(raw.get("has_refresh_token", False)),
+            access_expires_at=raw.get("access_expires_at"),
+            extra=dict(raw.get("extra") or {}),
+        )
+    except RecordError:
+        raise
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise RecordError("corrupt session record") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class SessionTimes:
+    """The session lifetime settings, in seconds."""
+
+    idle_timeout: int
+    max_lifetime: int
+    revalidate_after: int
+
+
+def session_expired(record: SessionRecord, now: float, times: SessionTimes) -> str | None:
+    """Why a session has ended ("idle", "expired"), or None while it is valid."""
+    if now >= record.expires_at:
+        return "expired"
+    if now - record.last_seen >= times.idle_timeout:
+        return "idle"
+    return None
+
+
+def absolute_expiry(
+    created_at: float, times: SessionTimes, access_expires_at: float | None, has_refresh: bool
+) -> float:
+    """max_lifetime, cut short by the access token's expiry when it cannot be refreshed."""
+    end = created_at + times.max_lifetime
+    if access_expires_at is not None and not has_refresh:
+        end = min(end, access_expires_at)
+    return end
+
+
+def store_ttl(record: SessionRecord, now: float, times: SessionTimes) -> int:
+    """How long the store should keep the record: until idle timeout or the absolute end."""
+    remaining = min(record.last_seen + times.idle_timeout, record.expires_at) - now
+    return max(1, math.ceil(remaining))
+
+
+def needs_touch(record: SessionRecord, now: float) -> bool:
+    return now - record.last_seen >= TOUCH_INTERVAL
+
+
+def needs_revalidation(record: SessionRecord, now: float, times: SessionTimes) -> bool:
+    return now - record.revalidated_at >= times.revalidate_after
+
+
+# --------------------------------------------------------------------------- pending logins
+
+
+@dataclass(frozen=True, slots=True)
+class PendingLogin:
+    """A login in flight, stored under the hash of its ``state`` for 10 minutes, single use."""
+
+    code_verifier: str
+    nonce: str
+    redirect_to: str
+    binding: str  # binding_digest of the browser's login-binding cookie
+    created_at: float
+    scopes: tuple[str, ...] = ()
+    org_ids: tuple[str, ...] = ()
+
+
+def encode_pending(pending: PendingLogin) -> bytes:
+    return json.dumps(
+        {
+            "v": RECORD_VERSION,
+            "code_verifier": pending.code_verifier,
+            "nonce": pending.nonce,
+            "redirect_to": pending.redirect_to,
+            "binding": pending.binding,
+            "created_at": pending.created_at,
+            "scopes": list(pending.scopes),
+            "org_ids": list(pending.org_ids),
+        },
+        separators=(",", ":"),
+    ).encode()
+
+
+def decode_pending(data: bytes) -> PendingLogin:
+    try:
+        raw = json.loads(data)
+        if raw.get("v") != RECORD_VERSION:
+            raise RecordError("unsupported pending login version")
+        return PendingLogin(
+            code_verifier=str(raw["code_verifier"]),
+            nonce=str(raw["nonce"]),
+            redirect_to=str(raw["redirect_to"]),
+            binding=str(raw["binding"]),
+            created_at=float(raw["created_at"]),
+            scopes=tuple(raw.get("scopes") or ()),
+            org_ids=tuple(raw.get("org_ids") or ()),
+        )
+    except RecordError:
+        raise
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise RecordError("corrupt pending login") from exc
+
+
+def new_state() -> str:
+    return b64e(secrets.token_bytes(32))
+
+
+def new_nonce() -> str:
+    return b64e(secrets.token_bytes(32))
+
+
+def new_code_verifier() -> str:
+    """A PKCE code verifier: 43+ characters from the unreserved set (RFC 7636)."""
+    return b64e(secrets.token_bytes(48))

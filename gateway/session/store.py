@@ -1,0 +1,55 @@
+"""The SessionStore protocol: what the gateway needs from a key-value store.
+
+Adapters move bytes and nothing else: the session logic (ids, expiry, encryption) lives
+in session/model.py and session/manager.py. Keys are logical (``s:...``, ``p:...``);
+adapters add their own prefix. Every method raises StoreError when the store fails, so
+callers can fail closed with a 503.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class SessionStore(Protocol):
+    async def get(self, key: str) -> bytes | None:
+        """The value under ``key``, or None when absent or expired."""
+        ...
+
+    async def set(self, key: str, value: bytes, ttl: float) -> None:
+        """Store ``value`` for ``ttl`` seconds (replacing any previous value)."""
+        ...
+
+    async def delete(self, key: str) -> bool:
+        """Remove ``key``; True when it existed."""
+        ...
+
+    async def take(self, key: str) -> bytes | None:
+        """Atomically read and delete ``key`` (single-use values such as pending logins)."""
+        ...
+
+    async def index_add(self, index: str, member: str, ttl: float) -> None:
+        """Add ``member`` to the set ``index`` and keep the set at least ``ttl`` seconds."""
+        ...
+
+    async def index_remove(self, index: str, member: str) -> None: ...
+
+    async def index_members(self, index: str) -> list[str]: ...
+
+    async def lock(self, key: str, ttl: float) -> str | None:
+        """Take a short exclusive lock; a token when acquired, None when someone holds it."""
+        ...
+
+    async def unlock(self, key: str, token: str) -> None:
+        """Release a lock taken with ``token`` (a lock that expired meanwhile is left alone)."""
+        ...
+
+    async def scan(self, prefix: str) -> list[str]:
+        """Keys starting with ``prefix`` (for administration, not the request path)."""
+        ...
+
+    async def ping(self) -> None:
+        """Raise StoreError unless the store answers."""
+        ...
+
+    async def close(self) -> None: ...

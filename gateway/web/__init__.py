@@ -1,0 +1,1 @@
+"""The aiohttp server side: request pipeline, login, proxy and endpoints."""

@@ -1,0 +1,93 @@
+"""Everything a request handler needs, built once per app and held under one AppKey.
+
+Handlers depend on the SessionStore and Provider protocols through this object, never
+on Redis or Hugging Face; only app.py chooses the concrete adapters.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from gateway.access import AccessControl
+from gateway.assertion import AssertionSigner
+from gateway.config import GatewayConfig
+from gateway.headers import IdentityHeaders, TrustedProxies
+from gateway.providers.base import Provider
+from gateway.routing import RedirectPolicy
+from gateway.session.manager import SessionManager
+
+if TYPE_CHECKING:
+    from gateway.web.proxy import UpstreamClient
+
+LOGIN_COOKIE = "hf_gateway_login"
+GATEWAY_PREFIX = "/_gateway"
+STATIC_PREFIX = GATEWAY_PREFIX + "/static"
+
+
+@dataclass(frozen=True, slots=True)
+class CookieSettings:
+    name: str
+    secure: bool
+    samesite: str
+    domain: str | None
+    max_age: int
+
+    @classmethod
+    def from_config(cls, config: GatewayConfig) -> CookieSettings:
+        secure = config.server.public_scheme == "https"
+        session = config.session
+        host_prefixed = secure and session.cookie_domain is None
+        return cls(
+            name=("__Host-" if host_prefixed else "") + session.cookie_name,
+            secure=secure,
+            samesite=session.cookie_samesite.capitalize(),
+            domain=session.cookie_domain,
+            max_age=session.max_lifetime,
+        )
+
+    @property
+    def login_samesite(self) -> str:
+        """The login-binding cookie must come back on the provider's top-level redirect."""
+        return "None" if self.samesite == "None" else "Lax"
+
+
+@dataclass
+class GatewayContext:
+    config: GatewayConfig
+    access: AccessControl
+    sessions: SessionManager
+    provider: Provider
+    signer: AssertionSigner
+    identity_headers: IdentityHeaders
+    trusted: TrustedProxies
+    redirects: RedirectPolicy
+    cookies: CookieSettings
+    upstream: UpstreamClient
+    clock: Callable[[], float] = field(default=time.time)
+
+    @property
+    def public_url(self) -> str:
+        return self.config.server.public_url
+
+    @property
+    def callback_url(self) -> str:
+        return self.public_url + GATEWAY_PREFIX + "/callback"
+
+    @cached_property
+    def gateway_cookies(self) -> frozenset[str]:
+        """Cookie names never forwarded upstream and never settable by an upstream."""
+        return frozenset({self.cookies.name, self.config.session.cookie_name, LOGIN_COOKIE})
+
+    @cached_property
+    def owned_headers(self) -> frozenset[str]:
+        """Canonical names of every header the gateway sets upstream."""
+        return self.identity_headers.owned
+
+
+GATEWAY = web.AppKey("gateway", GatewayContext)

@@ -1,0 +1,136 @@
+"""The gateway's own endpoints under ``/_gateway/``.
+
+Health answers only on its own paths and never authenticates anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from gateway.errors import ProviderError, StoreError
+from gateway.web import login, pages, responses
+from gateway.web.context import GATEWAY_PREFIX, STATIC_PREFIX, GatewayContext
+from gateway.web.sessions import RESOLVER
+
+Handler = Callable[[web.Request, GatewayContext], Awaitable[web.StreamResponse]]
+
+
+async def userinfo(request: web.Request, ctx: GatewayContext) -> web.StreamResponse:
+    """The caller's identity as JSON; never any token."""
+    try:
+        resolved = await request.app[RESOLVER].resolve(request.cookies.get(ctx.cookies.name))
+    except (StoreError, ProviderError):
+        return responses.json_response(503, {"error": "unavailable"}, **{"Retry-After": "5"})
+    if resolved.identity is None or resolved.session is None:
+        return responses.json_response(
+            401,
+            {"error": "unauthenticated", "login_url": responses.sign_in_url(ctx, "/")},
+            **{"WWW-Authenticate": 'Bearer realm="hf-gateway"'},
+        )
+    identity = resolved.identity
+    record = resolved.session.record
+    return responses.json_response(
+        200,
+        {
+            "sub": identity.sub,
+            "username": identity.username,
+            "name": identity.name,
+            "email": identity.email,
+            "email_verified": identity.email_verified,
+            "picture": identity.picture,
+            "is_pro": identity.is_pro,
+            "orgs": [
+                {"sub": o.sub, "slug": o.slug, "name": o.name, "role": o.role}
+                for o in identity.counting_orgs
+            ],
+            "scopes": sorted(identity.scopes),
+            "session": {
+                "created_at": int(record.created_at),
+                "expires_at": int(record.expires_at),
+                "revalidated_at": int(record.revalidated_at),
+            },
+        },
+    )
+
+
+async def jwks(request: web.Request, ctx: GatewayContext) -> web.StreamResponse:
+    del request
+    return web.json_response(ctx.signer.jwks(), headers={"Cache-Control": "public, max-age=300"})
+
+
+async def healthz(request: web.Request, ctx: GatewayContext) -> web.StreamResponse:
+    del request, ctx
+    return web.json_response({"status": "ok"}, headers={"Cache-Control": "no-store"})
+
+
+async def readyz(request: web.Request, ctx: GatewayContext) -> web.StreamResponse:
+    """Ready when the store answers and the provider's metadata has loaded."""
+    del request
+    checks: dict[str, str] = {}
+    try:
+        await ctx.sessions.store.ping()
+        checks["store"] = "ok"
+    except StoreError:
+        checks["store"] = "unreachable"
+    checks["provider"] = "ok" if ctx.provider.ready else "metadata not loaded"
+    ready = all(v == "ok" for v in checks.values())
+    return web.json_response(
+        {"status": "ready" if ready else "not ready", "checks": checks},
+        status=200 if ready else 503,
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+def _static(name: str) -> Handler:
+    content_type = pages.STATIC_FILES[name]
+    body = (pages.STATIC_DIR / name).read_bytes()
+
+    async def serve(request: web.Request, ctx: GatewayContext) -> web.StreamResponse:
+        del request, ctx
+        return web.Response(
+            body=body,
+            headers={
+                "Content-Type": content_type,
+                "Cache-Control": "public, max-age=3600",
+                "X-Content-Type-Options": "nosniff",
+            },
+        )
+
+    return serve
+
+
+_GET = ("GET", "HEAD")
+ROUTES: dict[str, tuple[tuple[str, ...], Handler]] = {
+    f"{GATEWAY_PREFIX}/sign_in": (_GET, login.sign_in),
+    f"{GATEWAY_PREFIX}/login": (_GET, login.login),
+    f"{GATEWAY_PREFIX}/callback": (_GET, login.callback),
+    f"{GATEWAY_PREFIX}/logout": (("GET", "HEAD", "POST"), login.logout),
+    f"{GATEWAY_PREFIX}/userinfo": (_GET, userinfo),
+    f"{GATEWAY_PREFIX}/jwks.json": (_GET, jwks),
+    f"{GATEWAY_PREFIX}/healthz": (_GET, healthz),
+    f"{GATEWAY_PREFIX}/readyz": (_GET, readyz),
+    **{f"{STATIC_PREFIX}/{name}": (_GET, _static(name)) for name in pages.STATIC_FILES},
+}
+
+
+async def handle(
+    request: web.Request, ctx: GatewayContext, path: str, query: str
+) -> web.StreamResponse:
+    """Dispatch a normalised ``/_gateway/...`` path."""
+    del query
+    entry = ROUTES.get(path)
+    if entry is None:
+        return responses.error(request, 404, "not_found", "Not found", "No such gateway page.")
+    methods, handler = entry
+    if request.method not in methods:
+        return responses.error(
+            request,
+            405,
+            "method_not_allowed",
+            "Method not allowed",
+            f"{request.method} is not allowed here.",
+            headers={"Allow": ", ".join(methods)},
+        )
+    return await handler(request, ctx)

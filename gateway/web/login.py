@@ -1,0 +1,259 @@
+"""Sign-in page, login, callback and logout.
+
+State, nonce and the PKCE verifier live server-side under the state, single use, for
+10 minutes, and are bound to the browser that started the login by a short-lived
+cookie (``hf_gateway_login``), so several tabs may sign in at once while a callback
+carried to another browser fails.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping
+from urllib.parse import urlencode, urlsplit
+
+from aiohttp import web
+
+from gateway.errors import AuthorizationDenied, LoginError, ProviderError, StoreError
+from gateway.providers.base import LoginResult
+from gateway.session.model import (
+    PENDING_LOGIN_TTL,
+    PendingLogin,
+    binding_digest,
+    binding_matches,
+    new_code_verifier,
+    new_login_binding,
+    new_nonce,
+)
+from gateway.web import pages, responses
+from gateway.web.context import GATEWAY_PREFIX, LOGIN_COOKIE, STATIC_PREFIX, GatewayContext
+
+log = logging.getLogger(__name__)
+
+_ORG_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_SCOPE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+_BINDING = re.compile(r"^[A-Za-z0-9_-]{43}$")
+MAX_EXTRA = 10
+
+
+def _target(ctx: GatewayContext, query: Mapping[str, str]) -> str:
+    return ctx.redirects.sanitize(query.get("rd"))
+
+
+async def sign_in(request: web.Request, ctx: GatewayContext) -> web.StreamResponse:
+    target = _target(ctx, request.query)
+    login = responses.login_url(ctx, target)
+    host = urlsplit(target).hostname or ctx.config.server.public_host
+    body = pages.render_sign_in(login_url=login, static_prefix=STATIC_PREFIX, target_host=host)
+    return responses.html_page(200, body)
+
+
+async def login(request: web.Request, ctx: GatewayContext) -> web.StreamResponse:
+    """Start a login: keep state/nonce/PKCE server-side, then 302 to the provider."""
+    if responses.request_host(request) != ctx.config.server.public_host:
+        # The binding cookie must live on the host that receives the callback.
+        return responses.redirect(f"{ctx.public_url}{GATEWAY_PREFIX}/login?{request.query_string}")
+    target = _target(ctx, request.query)
+    org_ids = _extra(request.query.getall("org", []), _ORG_ID)
+    extra_scopes = _extra(request.query.getall("scope", []), _SCOPE)
+    scopes = tuple(dict.fromkeys((*ctx.config.provider.scopes, *extra_scopes)))
+    binding = request.cookies.get(LOGIN_COOKIE, "")
+    if not _BINDING.match(binding):
+        binding = new_login_binding()
+    verifier, nonce = new_code_verifier(), new_nonce()
+    pending = PendingLogin(
+        code_verifier=verifier,
+        nonce=nonce,
+        redirect_to=target,
+        binding=binding_digest(binding, ctx.sessions.keys),
+        created_at=ctx.clock(),
+        scopes=scopes,
+        org_ids=org_ids,
+    )
+    try:
+        state = await ctx.sessions.begin_login(pending)
+        url = ctx.provider.authorization_url(
+            state=state,
+            nonce=nonce,
+            code_verifier=verifier,
+            redirect_uri=ctx.callback_url,
+            scopes=scopes,
+            org_ids=org_ids,
+        )
+    except StoreError:
+        return _unavailable(request, "The session store is unavailable; try again shortly.")
+    except ProviderError:
+        return _unavailable(request, "Hugging Face cannot be reached right now; try again shortly.")
+    response = responses.redirect(url)
+    response.set_cookie(
+        LOGIN_COOKIE,
+        binding,
+        max_age=PENDING_LOGIN_TTL,
+        path=f"{GATEWAY_PREFIX}/",
+        secure=ctx.cookies.secure,
+        httponly=True,
+        samesite=ctx.cookies.login_samesite,
+    )
+    return response
+
+
+def _extra(values: list[str], pattern: re.Pattern[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(v for v in values[:MAX_EXTRA] if pattern.match(v)))
+
+
+async def callback(request: web.Request, ctx: GatewayContext) -> web.StreamResponse:
+    """Finish a login: verify state and binding, redeem the code, start a new session."""
+    query = request.query
+    state = query.get("state", "")
+    if not state:
+        return _login_failed(request, ctx, 400, "The sign-in response has no state.")
+    try:
+        pending = await ctx.sessions.finish_login(state)
+    except StoreError:
+        return _unavailable(request, "The session store is unavailable; try again shortly.")
+    if pending is None:
+        return _login_failed(
+            request, ctx, 400, "This sign-in link has expired or was already used."
+        )
+    if not binding_matches(request.cookies.get(LOGIN_COOKIE), pending.binding, ctx.sessions.keys):
+        return _login_failed(
+            request, ctx, 400, "This sign-in was started in another browser.", pending.redirect_to
+        )
+    try:
+        result = await _redeem(ctx, query, pending)
+    except AuthorizationDenied as exc:
+        return _login_failed(request, ctx, 403, exc.message, pending.redirect_to, "access_denied")
+    except LoginError as exc:
+        log.warning("login failed: %s", exc.code)
+        return _login_failed(request, ctx, 400, exc.message, pending.redirect_to, exc.code)
+    except ProviderError:
+        return _unavailable(request, "Hugging Face could not be reached to finish signing in.")
+    try:
+        cookie = await ctx.sessions.create(
+            result.identity, result.tokens, previous_cookie=request.cookies.get(ctx.cookies.name)
+        )
+    except StoreError:
+        return _unavailable(request, "The session store is unavailable; try again shortly.")
+    log.info("signed in %s", result.identity.username)
+    response = _go_to(ctx, pending.redirect_to)
+    set_session_cookie(response, ctx, cookie)
+    return response
+
+
+async def _redeem(
+    ctx: GatewayContext, query: Mapping[str, str], pending: PendingLogin
+) -> LoginResult:
+    error = query.get("error")
+    if error:
+        description = query.get("error_description") or "The sign-in was not completed."
+        if error == "access_denied":
+            raise AuthorizationDenied("access_denied", "You declined to share your account.")
+        log.info("provider returned error=%s", error[:64])
+        raise LoginError("provider_error", f"Hugging Face reported: {description[:200]}")
+    issuer = query.get("iss")
+    if issuer is not None and issuer.rstrip("/") != ctx.config.provider.issuer.rstrip("/"):
+        raise LoginError("wrong_issuer", "The sign-in response came from another issuer.")
+    code = query.get("code")
+    if not code:
+        raise LoginError("no_code", "The sign-in response has no authorization code.")
+    return await ctx.provider.exchange_code(
+        code=code,
+        code_verifier=pending.code_verifier,
+        redirect_uri=ctx.callback_url,
+        nonce=pending.nonce,
+        now=ctx.clock(),
+    )
+
+
+def _go_to(ctx: GatewayContext, target: str) -> web.Response:
+    """Send the browser on after login.
+
+    With SameSite=Strict the browser would not send the new cookie on a redirect chain
+    that began at the provider, so a same-site page hop is used instead of a 302.
+    """
+    if ctx.cookies.samesite == "Strict":
+        return responses.html_page(
+            200, pages.render_redirect(target=target, static_prefix=STATIC_PREFIX)
+        )
+    return responses.redirect(target)
+
+
+def set_session_cookie(response: web.StreamResponse, ctx: GatewayContext, value: str) -> None:
+    cookies = ctx.cookies
+    response.set_cookie(
+        cookies.name,
+        value,
+        max_age=cookies.max_age,
+        path="/",
+        domain=cookies.domain,
+        secure=cookies.secure,
+        httponly=True,
+        samesite=cookies.samesite,
+    )
+
+
+def clear_session_cookie(response: web.StreamResponse, ctx: GatewayContext) -> None:
+    cookies = ctx.cookies
+    response.del_cookie(
+        cookies.name,
+        path="/",
+        domain=cookies.domain,
+        secure=cookies.secure,
+        httponly=True,
+        samesite=cookies.samesite,
+    )
+
+
+def _login_failed(
+    request: web.Request,
+    ctx: GatewayContext,
+    status: int,
+    message: str,
+    target: str = "/",
+    code: str = "login_failed",
+) -> web.Response:
+    return responses.error(
+        request,
+        status,
+        code,
+        "Sign-in failed" if status != 403 else "Sign-in cancelled",
+        message,
+        sign_in=responses.sign_in_url(ctx, target),
+    )
+
+
+def _unavailable(request: web.Request, message: str) -> web.Response:
+    return responses.error(
+        request,
+        503,
+        "unavailable",
+        "Temporarily unavailable",
+        message,
+        headers={"Retry-After": "5"},
+    )
+
+
+async def logout(request: web.Request, ctx: GatewayContext) -> web.StreamResponse:
+    """Delete the session server-side and clear the cookie; a copied cookie stops working."""
+    try:
+        identity = await ctx.sessions.destroy(request.cookies.get(ctx.cookies.name))
+    except StoreError:
+        return _unavailable(
+            request, "The session store is unavailable; you are not signed out yet."
+        )
+    if identity is not None:
+        log.info("signed out %s", identity.username)
+    target = ctx.redirects.sanitize(request.query.get("rd")) if "rd" in request.query else None
+    response: web.Response
+    if target is not None and (request.method == "GET" or target.startswith("/")):
+        # A POST form may only redirect within the origin (CSP form-action 'self').
+        response = responses.redirect(target, 303 if request.method == "POST" else 302)
+    elif responses.is_browser(request) or request.method == "POST":
+        sign_in = f"{GATEWAY_PREFIX}/sign_in?{urlencode({'rd': target or '/'})}"
+        body = pages.render_signed_out(sign_in_url=sign_in, static_prefix=STATIC_PREFIX)
+        response = responses.html_page(200, body)
+    else:
+        response = responses.json_response(200, {"signed_out": True})
+    clear_session_cookie(response, ctx)
+    return response

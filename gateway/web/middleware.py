@@ -1,0 +1,206 @@
+"""The request pipeline: normalise -> route -> identity -> policy -> proxy / 302 / 401 / 403.
+
+Every request the gateway receives goes through ``handle``. One normalised path drives
+routing, public paths, policy and the upstream request. Any failure on the way ends in
+a 4xx/5xx answer; nothing is forwarded unless the policy allowed it (fail closed).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from aiohttp import web
+
+from gateway.config import RouteConfig
+from gateway.errors import PathError, ProviderError, StoreError
+from gateway.headers import (
+    ACCESS_TOKEN_HEADER,
+    client_facts,
+    filter_request_headers,
+    forwarding_headers,
+)
+from gateway.identity import Identity
+from gateway.routing import NormalPath, normalize_host, normalize_path
+from gateway.web import endpoints, responses
+from gateway.web.context import GATEWAY, GATEWAY_PREFIX, GatewayContext
+from gateway.web.proxy import UpstreamError, forward_http, forward_websocket, is_websocket
+from gateway.web.sessions import RESOLVER
+
+log = logging.getLogger(__name__)
+
+_UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+async def handle(request: web.Request) -> web.StreamResponse:
+    """The single aiohttp handler for every path and method."""
+    ctx = request.app[GATEWAY]
+    raw_path, _, query = request.raw_path.partition("?")
+    try:
+        path = normalize_path(raw_path)
+    except PathError as exc:
+        return responses.error(request, 400, "bad_request", "Bad request", str(exc))
+    if path.match == GATEWAY_PREFIX or path.match.startswith(GATEWAY_PREFIX + "/"):
+        return await endpoints.handle(request, ctx, path.match, query)
+    host = normalize_host(request.host)
+    route = ctx.access.route_for(host, path.match)
+    if route is None:
+        return responses.error(request, 404, "not_found", "Not found", "No tool is served here.")
+    return await _guarded(request, ctx, route, host, path, query)
+
+
+async def _guarded(
+    request: web.Request,
+    ctx: GatewayContext,
+    route: RouteConfig,
+    host: str,
+    path: NormalPath,
+    query: str,
+) -> web.StreamResponse:
+    now = datetime.fromtimestamp(ctx.clock(), UTC)
+    anonymous = ctx.access.decide(route, path.match, request.method, None, now, host)
+    identity: Identity | None = None
+    access_token = ""
+    if not anonymous.decision.allowed:
+        try:
+            resolved = await request.app[RESOLVER].resolve(request.cookies.get(ctx.cookies.name))
+        except StoreError as exc:
+            log.error("session store unavailable: %s", exc)
+            return _unavailable(request, "The session store is unavailable.")
+        except ProviderError as exc:
+            log.error("identity provider unavailable: %s", exc)
+            return _unavailable(request, "Hugging Face could not be reached to check your access.")
+        identity = resolved.identity
+        access = ctx.access.decide(route, path.match, request.method, identity, now, host)
+        target = original_target(ctx, request, host, path, query)
+        if identity is None:
+            return responses.unauthenticated(request, ctx, target)
+        if not access.decision.allowed:
+            log.info(
+                "denied %s %s for %s: %s",
+                request.method,
+                path.match,
+                identity.username,
+                ",".join(r.code.value for r in access.decision.reasons),
+            )
+            return responses.denied(request, ctx, access.decision, identity, target)
+        if not _same_site_request(request, ctx):
+            return responses.error(
+                request,
+                403,
+                "cross_site",
+                "Cross-site request refused",
+                "This request came from another site and carries your session; it was refused.",
+                identity=identity,
+            )
+        if _passes_access_token(ctx, route) and resolved.session is not None:
+            access_token = ctx.sessions.tokens(resolved.session.record).access_token
+    return await _forward(request, ctx, route, path, query, identity, access_token)
+
+
+def _passes_access_token(ctx: GatewayContext, route: RouteConfig) -> bool:
+    if route.pass_access_token is not None:
+        return route.pass_access_token
+    return ctx.config.identity.pass_access_token
+
+
+def _unavailable(request: web.Request, message: str) -> web.Response:
+    return responses.error(
+        request,
+        503,
+        "unavailable",
+        "Temporarily unavailable",
+        message,
+        headers={"Retry-After": "5"},
+    )
+
+
+def _same_site_request(request: web.Request, ctx: GatewayContext) -> bool:
+    """Unsafe methods and websocket upgrades with a session must come from our own sites."""
+    if request.method not in _UNSAFE_METHODS and not is_websocket(request):
+        return True
+    origin = request.headers.get("Origin") or _referer_origin(request.headers.get("Referer"))
+    if origin is None:
+        # Without SameSite=None the browser does not send our cookie cross-site at all.
+        return ctx.cookies.samesite != "None"
+    return origin != "null" and ctx.redirects.is_safe(origin + "/")
+
+
+def _referer_origin(referer: str | None) -> str | None:
+    if not referer:
+        return None
+    scheme, sep, rest = referer.partition("://")
+    if not sep:
+        return "null"
+    return f"{scheme}://{rest.split('/', 1)[0]}"
+
+
+def original_target(
+    ctx: GatewayContext, request: web.Request, host: str, path: NormalPath, query: str
+) -> str:
+    """Where to come back after sign-in: a path on the public host, else an absolute URL."""
+    local = path.forward + (f"?{query}" if query else "")
+    if host == ctx.config.server.public_host:
+        return local
+    return f"{ctx.config.server.public_scheme}://{request.host}{local}"
+
+
+def upstream_path(route: RouteConfig, path: NormalPath) -> str:
+    """The path sent upstream: the normalised path, minus the route prefix if stripped."""
+    if not route.strip_prefix:
+        return path.forward
+    drop = len([s for s in route.path.split("/") if s])
+    segments = path.forward.split("/")[1:]
+    kept: list[str] = []
+    for segment in segments:
+        if drop and segment.split(";", 1)[0]:
+            drop -= 1
+            continue
+        kept.append(segment)
+    return "/" + "/".join(kept)
+
+
+async def _forward(
+    request: web.Request,
+    ctx: GatewayContext,
+    route: RouteConfig,
+    path: NormalPath,
+    query: str,
+    identity: Identity | None,
+    access_token: str,
+) -> web.StreamResponse:
+    headers = filter_request_headers(
+        list(request.headers.items()), owned=ctx.owned_headers, drop_cookies=ctx.gateway_cookies
+    )
+    if route.preserve_host:
+        headers.append(("Host", request.host))
+    headers.extend(ctx.identity_headers.render(identity, route.name))
+    assertion = ""
+    if identity is not None:
+        assertion = ctx.signer.sign(identity, route.name, ctx.clock())
+    headers.append((ctx.config.identity.assertion.header, assertion))
+    headers.append((ACCESS_TOKEN_HEADER, access_token))
+    facts, chain = client_facts(
+        peer=request.remote,
+        scheme=request.scheme,
+        host=request.host,
+        forwarded_for=request.headers.get("X-Forwarded-For"),
+        forwarded_proto=request.headers.get("X-Forwarded-Proto"),
+        trusted=ctx.trusted,
+    )
+    headers.extend(forwarding_headers(chain, facts))
+    target = upstream_path(route, path)
+    try:
+        if is_websocket(request):
+            if not route.websockets:
+                return responses.error(
+                    request, 403, "websockets_disabled", "Forbidden", "Websockets are off here."
+                )
+            return await forward_websocket(request, ctx.upstream, route, target, query, headers)
+        return await forward_http(
+            request, ctx.upstream, route, target, query, headers, ctx.gateway_cookies
+        )
+    except UpstreamError as exc:
+        log.warning("upstream %s failed: %s", route.name, exc)
+        title = "Bad gateway" if exc.status == 502 else "Gateway timeout"
+        return responses.error(request, exc.status, "upstream_error", title, str(exc))

@@ -1,0 +1,195 @@
+"""The gateway's own answers: sign-in redirects, 401/403/4xx/5xx as HTML or JSON.
+
+Browsers get pages (with a strict CSP); API, XHR and websocket clients get JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Sequence
+from urllib.parse import urlencode
+
+from aiohttp import web
+
+from gateway.identity import Identity
+from gateway.policy import Decision, ReasonCode
+from gateway.routing import normalize_host
+from gateway.web import pages
+from gateway.web.context import GATEWAY_PREFIX, STATIC_PREFIX, GatewayContext
+
+PAGE_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+REQUEST_ID = web.RequestKey("request_id", str)
+
+
+def request_id(request: web.Request) -> str:
+    """A short id for this request, shown on error pages and in logs."""
+    try:
+        return request[REQUEST_ID]
+    except KeyError:
+        value = secrets.token_hex(8)
+        request[REQUEST_ID] = value
+        return value
+
+
+def request_host(request: web.Request) -> str:
+    return normalize_host(request.host)
+
+
+def is_browser(request: web.Request) -> bool:
+    """A top-level browser navigation (DESIGN §4a): it gets pages and redirects."""
+    if request.method not in ("GET", "HEAD"):
+        return False
+    if "Authorization" in request.headers or "Upgrade" in request.headers:
+        return False
+    if request.headers.get("Sec-Fetch-Mode") == "navigate":
+        return True
+    return "text/html" in request.headers.get("Accept", "")
+
+
+def html_page(status: int, body: str, headers: dict[str, str] | None = None) -> web.Response:
+    page_headers = {**PAGE_HEADERS, **(headers or {})}
+    return web.Response(
+        status=status, text=body, content_type="text/html", charset="utf-8", headers=page_headers
+    )
+
+
+def redirect(location: str, status: int = 302) -> web.Response:
+    """A redirect that is never cached (aiohttp's HTTPFound must be raised, not returned)."""
+    return web.Response(status=status, headers={"Location": location, "Cache-Control": "no-store"})
+
+
+def json_response(status: int, payload: dict[str, object], **headers: str) -> web.Response:
+    return web.Response(
+        status=status,
+        text=json.dumps(payload),
+        content_type="application/json",
+        headers={"Cache-Control": "no-store", **headers},
+    )
+
+
+def sign_in_url(ctx: GatewayContext, target: str) -> str:
+    return f"{ctx.public_url}{GATEWAY_PREFIX}/sign_in?{urlencode({'rd': target})}"
+
+
+def login_url(
+    ctx: GatewayContext, target: str, *, org_ids: Sequence[str] = (), scopes: Sequence[str] = ()
+) -> str:
+    params = [("rd", target), *(("org", o) for o in org_ids), *(("scope", s) for s in scopes)]
+    return f"{ctx.public_url}{GATEWAY_PREFIX}/login?{urlencode(params)}"
+
+
+def error(
+    request: web.Request,
+    status: int,
+    code: str,
+    title: str,
+    message: str,
+    *,
+    details: Sequence[str] = (),
+    identity: Identity | None = None,
+    sign_in: str | None = None,
+    consent: str | None = None,
+    extra: dict[str, object] | None = None,
+    headers: dict[str, str] | None = None,
+) -> web.Response:
+    """An error answer: a page for browsers, JSON for everyone else."""
+    rid = request_id(request)
+    if is_browser(request):
+        body = pages.render_error(
+            status=status,
+            title=title,
+            message=message,
+            static_prefix=STATIC_PREFIX,
+            details=details,
+            username=identity.username if identity else None,
+            sign_in_url=sign_in,
+            sign_out_url=f"{GATEWAY_PREFIX}/logout" if identity else None,
+            consent_url=consent,
+            request_id=rid,
+        )
+        return html_page(status, body, {**(headers or {}), "X-Request-Id": rid})
+    payload: dict[str, object] = {"error": code, "message": message, "request_id": rid}
+    if details:
+        payload["details"] = list(details)
+    payload.update(extra or {})
+    return json_response(status, payload, **(headers or {}), **{"X-Request-Id": rid})
+
+
+def unauthenticated(request: web.Request, ctx: GatewayContext, target: str) -> web.Response:
+    """Browsers: 302 to the sign-in page. Everyone else: 401 JSON with the login URL."""
+    url = sign_in_url(ctx, target)
+    if is_browser(request):
+        return redirect(url)
+    return json_response(
+        401,
+        {"error": "unauthenticated", "message": "sign in required", "login_url": url},
+        **{"WWW-Authenticate": 'Bearer realm="hf-gateway"'},
+    )
+
+
+def denied(
+    request: web.Request, ctx: GatewayContext, decision: Decision, identity: Identity, target: str
+) -> web.Response:
+    """403 with the reasons in words, and a re-consent link when a grant could fix it."""
+    details = describe(decision)
+    consent = None
+    if decision.fixable_by_consent:
+        consent = login_url(
+            ctx,
+            target,
+            org_ids=decision.ungranted_org_ids,
+            scopes=sorted(decision.missing_scopes),
+        )
+    reasons = [
+        {"code": r.code.value, "rule": r.rule, "detail": r.detail, "values": list(r.values)}
+        for r in decision.reasons
+    ]
+    extra: dict[str, object] = {"reasons": reasons}
+    if consent:
+        extra["consent_url"] = consent
+    return error(
+        request,
+        403,
+        "forbidden",
+        "Access denied",
+        f"You are signed in as {identity.username}, but this tool's policy does not let you in.",
+        details=details,
+        identity=identity,
+        consent=consent,
+        extra=extra,
+    )
+
+
+def describe(decision: Decision) -> list[str]:
+    """Policy reasons as sentences a user can act on."""
+    lines: list[str] = []
+    for reason in decision.reasons:
+        if reason.code is ReasonCode.DENIED:
+            lines.append(f"A deny rule matches you ({reason.rule}).")
+        elif reason.code is ReasonCode.RULE_FAILED:
+            lines.append(f"{reason.detail[:1].upper()}{reason.detail[1:]} ({reason.rule}).")
+        elif reason.code is ReasonCode.MISSING_SCOPES:
+            lines.append(
+                "The app needs more permissions on Hugging Face: " + ", ".join(reason.values) + "."
+            )
+        elif reason.code is ReasonCode.ORG_NOT_GRANTED:
+            lines.append(
+                "Your organization has not been granted to this app on Hugging Face; "
+                "sign in again and tick it on the consent screen."
+            )
+        elif reason.code is ReasonCode.ORG_RESTRICTED:
+            lines.append(
+                "Your organization requires extra verification (SSO, MFA) on Hugging Face "
+                "before your membership counts."
+            )
+    return list(dict.fromkeys(lines))

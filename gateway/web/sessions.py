@@ -1,0 +1,156 @@
+"""From a request's session cookie to a current Identity.
+
+Every ``revalidate_after`` the identity is re-read from the provider's userinfo, so an
+org removal or role change takes effect; an expiring access token is refreshed first
+(under a store lock, because HF's refresh tokens are single use). A provider that says
+the token is dead ends the session. Concurrent requests of one session share a single
+revalidation in this process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from gateway.errors import ProviderUnavailable, TokenRejected
+from gateway.identity import Identity
+from gateway.providers.base import TokenSet
+from gateway.session.manager import LoadedSession
+from gateway.session.model import StoredTokens, lock_key, needs_revalidation, needs_touch
+from gateway.web.context import GatewayContext
+
+log = logging.getLogger(__name__)
+
+REFRESH_MARGIN = 300.0
+"""Refresh an access token this many seconds before it expires."""
+LOCK_TTL = 15.0
+LOCK_WAIT = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    identity: Identity | None
+    session: LoadedSession | None = None
+
+
+class SessionResolver:
+    def __init__(self, ctx: GatewayContext) -> None:
+        self._ctx = ctx
+        self._inflight: dict[str, asyncio.Future[LoadedSession | None]] = {}
+
+    async def resolve(self, cookie: str | None) -> Resolved:
+        """The identity behind a cookie; StoreError / ProviderUnavailable propagate (503)."""
+        if not cookie:
+            return Resolved(None)
+        sessions = self._ctx.sessions
+        loaded = await sessions.load(cookie)
+        if loaded is None:
+            return Resolved(None)
+        now = self._ctx.clock()
+        if needs_revalidation(loaded.record, now, sessions.times):
+            loaded = await self._revalidate_once(loaded)
+            if loaded is None:
+                return Resolved(None)
+        elif needs_touch(loaded.record, now):
+            loaded = await sessions.touch(loaded)
+        return Resolved(loaded.record.identity, loaded)
+
+    async def _revalidate_once(self, loaded: LoadedSession) -> LoadedSession | None:
+        """Share one revalidation among concurrent requests of the same session."""
+        pending = self._inflight.get(loaded.key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[LoadedSession | None] = asyncio.get_running_loop().create_future()
+        self._inflight[loaded.key] = future
+        try:
+            result = await self._revalidate(loaded)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: waiters (if any) re-raise it themselves
+            raise
+        else:
+            future.set_result(result)
+            return result
+        finally:
+            del self._inflight[loaded.key]
+
+    async def _revalidate(self, loaded: LoadedSession) -> LoadedSession | None:
+        sessions = self._ctx.sessions
+        stored = sessions.tokens(loaded.record)
+        refreshed: TokenSet | None = None
+        if _expiring(stored, self._ctx.clock()):
+            if stored.refresh_token is None:
+                await sessions.end(loaded)
+                return None
+            outcome = await self._refresh(loaded)
+            if outcome is None or isinstance(outcome, LoadedSession):
+                return outcome
+            refreshed = outcome
+        tokens = refreshed or TokenSet(
+            stored.access_token,
+            stored.refresh_token,
+            stored.expires_at,
+            loaded.record.identity.scopes,
+        )
+        try:
+            identity = await self._ctx.provider.fetch_identity(tokens)
+        except TokenRejected:
+            log.info("provider rejected the access token; ending the session")
+            await sessions.end(loaded)
+            return None
+        if identity.sub != loaded.record.identity.sub:
+            await sessions.end(loaded)
+            return None
+        return await sessions.update(loaded, identity, refreshed)
+
+    async def _refresh(self, loaded: LoadedSession) -> TokenSet | LoadedSession | None:
+        """Refresh under a lock. Returns new tokens, or the session another process
+        already refreshed, or None when the refresh token no longer works."""
+        sessions = self._ctx.sessions
+        store = sessions.store
+        lock = lock_key(loaded.key)
+        token = await store.lock(lock, LOCK_TTL)
+        if token is None:
+            return await self._wait_for_other_refresh(loaded)
+        try:
+            current = await sessions.reload(loaded.key)
+            if current is None:
+                return None
+            stored = sessions.tokens(current.record)
+            if not _expiring(stored, self._ctx.clock()):
+                return current  # refreshed by someone else just before we took the lock
+            if stored.refresh_token is None:
+                await sessions.end(current)
+                return None
+            try:
+                return await self._ctx.provider.refresh(
+                    stored.refresh_token, current.record.identity.scopes, self._ctx.clock()
+                )
+            except TokenRejected:
+                log.info("refresh token rejected; ending the session")
+                await sessions.end(current)
+                return None
+        finally:
+            await store.unlock(lock, token)
+
+    async def _wait_for_other_refresh(self, loaded: LoadedSession) -> LoadedSession | None:
+        sessions = self._ctx.sessions
+        deadline = self._ctx.clock() + LOCK_WAIT
+        while self._ctx.clock() < deadline:
+            await asyncio.sleep(0.1)
+            current = await sessions.reload(loaded.key)
+            if current is None:
+                return None
+            if current.record.revalidated_at > loaded.record.revalidated_at:
+                return current
+        raise ProviderUnavailable("another request is still refreshing this session's tokens")
+
+
+def _expiring(tokens: StoredTokens, now: float) -> bool:
+    return tokens.expires_at is not None and tokens.expires_at - REFRESH_MARGIN <= now
+
+
+RESOLVER = web.AppKey("session_resolver", SessionResolver)

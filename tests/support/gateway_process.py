@@ -1,0 +1,101 @@
+"""``hf-gateway run`` as a real child process, configured by a YAML file on disk."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import aiohttp
+import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from tests.support.harness import CLIENT_ID, CLIENT_SECRET
+from tests.support.redis_server import free_port
+
+
+def write_signing_key(path: Path) -> Path:
+    key = ec.generate_private_key(ec.SECP256R1())
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return path
+
+
+class GatewayProcess:
+    def __init__(self, folder: Path, *, issuer: str, upstream: str, redis_url: str) -> None:
+        self.folder = folder
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log = folder / "gateway.log"
+        write_signing_key(folder / "signing-key.pem")
+        (folder / "policies").mkdir(exist_ok=True)
+        (folder / "policies" / "tools.yaml").write_text(
+            yaml.safe_dump(
+                {"policies": {"writers": {"allow": [{"org": "acme", "min_role": "write"}]}}}
+            )
+        )
+        config = {
+            "server": {
+                "listen": f"127.0.0.1:{self.port}",
+                "public_url": self.url,
+                "metrics_listen": None,
+            },
+            "provider": {
+                "issuer": issuer,
+                "api_url": issuer,
+                "client_id": CLIENT_ID,
+                "client_secret": "${TEST_CLIENT_SECRET}",
+            },
+            "session": {"store": "redis", "redis_url": redis_url, "secret_file": "secret.txt",
+                        "redis_prefix": f"e2e-{self.port}:"},
+            "identity": {"assertion": {"signing_key_file": "signing-key.pem"}},
+            "policy_files": ["policies/*.yaml"],
+            "routes": [
+                {"name": "tool", "path": "/", "upstream": upstream, "policy": "authenticated"},
+                {"name": "writers", "path": "/writers", "upstream": upstream,
+                 "policy": "writers"},
+            ],
+        }
+        (folder / "secret.txt").write_text("e2e-session-secret-" + "z" * 40 + "\n")
+        self.config_path = folder / "gateway.yaml"
+        self.config_path.write_text(yaml.safe_dump(config))
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        env = {**os.environ, "TEST_CLIENT_SECRET": CLIENT_SECRET}
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "gateway", "run", "-c", str(self.config_path)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
+        async with aiohttp.ClientSession() as http:
+            for _ in range(200):
+                if self.process.poll() is not None:
+                    break
+                try:
+                    async with http.get(f"{self.url}/_gateway/readyz") as response:
+                        if response.status == 200:
+                            return
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.05)
+        raise RuntimeError(f"hf-gateway run did not become ready:\n{self.log.read_text()}")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=15)
+            self.process = None
