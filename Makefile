@@ -20,12 +20,13 @@ system-deps:
 demo: $(STAMP)
 	$(VENV)/bin/hf-gateway demo
 
-## lint: ruff (lint + format check), mypy strict on gateway/, import layering
+## lint: ruff (lint + format check), mypy strict on gateway/, import layering, hadolint
 lint: $(STAMP)
 	$(VENV)/bin/ruff check gateway tests benchmarks
 	$(VENV)/bin/ruff format --check gateway tests benchmarks
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/hadolint Dockerfile
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format gateway tests benchmarks

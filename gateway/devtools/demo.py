@@ -14,6 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway.app import create_app
+from gateway.assertion import AssertionSigner, generate_signing_key
 from gateway.config import GatewayConfig, parse_config
 from gateway.devtools.echo_upstream import create_echo_app
 from gateway.devtools.fake_hf import FakeHF
@@ -91,8 +92,10 @@ async def run_demo(gateway_port: int = 8080, provider_port: int = 9000) -> None:
         config = demo_config(
             gateway_port=gateway_port, issuer=issuer, upstream=f"http://127.0.0.1:{upstream_port}"
         )
+        # One process: a key generated now is fine (no "single replica" warning needed).
+        signer = AssertionSigner([generate_signing_key()], issuer=config.server.public_url, ttl=60)
         await stack.enter_async_context(
-            _site(create_app(config), gateway_port, access_log_class=AccessLogger)
+            _site(create_app(config, signer=signer), gateway_port, access_log_class=AccessLogger)
         )
         print(_banner(config.server.public_url, issuer), flush=True)
         await asyncio.Event().wait()

@@ -6,12 +6,18 @@
 - ``/api/ws``                 a websocket echo
 - ``/api/slow``               answers after ``delay`` seconds (timeouts)
 - ``/api/stream``             a streamed body of ``size`` bytes
+- ``/api/target``             JSON: the request target exactly as received (raw path + query)
+- ``/api/status/{code}``      an empty answer with that status (304s carry an ETag)
+- ``/api/set-cookie``         one Set-Cookie line per repeated ``cookie`` query value
+- ``/api/hop-headers``        an answer carrying hop-by-hop headers a proxy must drop
+- ``/api/gzip``               a gzip-encoded body of ``size`` bytes (Content-Encoding: gzip)
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import gzip
 import html
 import json
 from typing import Any
@@ -114,6 +120,59 @@ async def stream(request: web.Request) -> web.StreamResponse:
     return response
 
 
+async def target(request: web.Request) -> web.Response:
+    return web.json_response({"method": request.method, "target": request.raw_path})
+
+
+async def status(request: web.Request) -> web.Response:
+    code = int(request.match_info["code"])
+    if not 200 <= code <= 599:
+        raise web.HTTPBadRequest(text="status must be 200-599")
+    headers = {"ETag": '"v1"', "X-Echo-Status": str(code)}
+    if code in (204, 304):
+        return web.Response(status=code, headers=headers)
+    return web.Response(status=code, headers=headers, text=f"status {code}")
+
+
+async def set_cookie(request: web.Request) -> web.Response:
+    response = web.Response(text="cookies set")
+    for value in request.query.getall("cookie", []):
+        response.headers.add("Set-Cookie", value)
+    return response
+
+
+HOP_BY_HOP_RESPONSE = (
+    ("Connection", "X-Hop-Listed"),
+    ("X-Hop-Listed", "listed in Connection"),
+    ("Keep-Alive", "timeout=5, max=100"),
+    ("Proxy-Authenticate", 'Basic realm="upstream"'),
+    ("Proxy-Connection", "keep-alive"),
+    ("Trailer", "X-Checksum"),
+    ("Upgrade", "h2c"),
+    ("X-End-To-End", "kept"),
+)
+"""What ``/api/hop-headers`` sends; only X-End-To-End may reach a client through a proxy."""
+
+
+async def hop_headers(request: web.Request) -> web.Response:
+    response = web.Response(text="hop")
+    for name, value in HOP_BY_HOP_RESPONSE:
+        response.headers.add(name, value)
+    return response
+
+
+def gzip_body(size: int) -> bytes:
+    """The deterministic gzip bytes ``/api/gzip`` answers with (no timestamp inside)."""
+    return gzip.compress(bytes(i % 251 for i in range(size)), mtime=0)
+
+
+async def gzipped(request: web.Request) -> web.Response:
+    body = gzip_body(int(request.query.get("size", "65536")))
+    return web.Response(
+        body=body, headers={"Content-Encoding": "gzip", "Content-Type": "application/octet-stream"}
+    )
+
+
 def create_echo_app() -> web.Application:
     app = web.Application()
     app.router.add_route("*", "/api/echo", echo)
@@ -122,5 +181,10 @@ def create_echo_app() -> web.Application:
     app.router.add_get("/api/ws", websocket)
     app.router.add_get("/api/slow", slow)
     app.router.add_get("/api/stream", stream)
+    app.router.add_route("*", "/api/target", target)
+    app.router.add_route("*", "/api/status/{code:[0-9]{3}}", status)
+    app.router.add_get("/api/set-cookie", set_cookie)
+    app.router.add_get("/api/hop-headers", hop_headers)
+    app.router.add_get("/api/gzip", gzipped)
     app.router.add_get("/{tail:.*}", index)
     return app

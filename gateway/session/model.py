@@ -15,6 +15,7 @@ import hmac
 import json
 import math
 import os
+import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -71,14 +72,25 @@ def b64e(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
+_B64URL = re.compile(r"[A-Za-z0-9_-]+")
+
+
 def b64d(text: str) -> bytes:
-    """Strict base64url decoding without padding; raises ValueError."""
-    if not text or "=" in text:
+    """Strict base64url decoding without padding; raises ValueError.
+
+    Only the canonical encoding of a value is accepted. The standard decoder silently
+    skips characters outside the alphabet and ignores unused trailing bits, which made
+    ``<cookie>!!!!`` verify as the same session: every value must have one spelling.
+    """
+    if not _B64URL.fullmatch(text):
         raise ValueError("not unpadded base64url")
     try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (binascii.Error, ValueError) as exc:
         raise ValueError("not base64url") from exc
+    if b64e(data) != text:
+        raise ValueError("not canonical base64url")
+    return data
 
 
 # --------------------------------------------------------------------------- cookies
@@ -288,8 +300,17 @@ def store_ttl(record: SessionRecord, now: float, times: SessionTimes) -> int:
     return max(1, math.ceil(remaining))
 
 
-def needs_touch(record: SessionRecord, now: float) -> bool:
-    return now - record.last_seen >= TOUCH_INTERVAL
+def needs_touch(record: SessionRecord, now: float, times: SessionTimes | None = None) -> bool:
+    """Whether to write last_seen now: at most once per TOUCH_INTERVAL.
+
+    With ``times``, the interval shrinks to a quarter of a short idle_timeout: otherwise a
+    session with idle_timeout below a minute would end while its user is still active,
+    because the activity was never recorded.
+    """
+    interval = TOUCH_INTERVAL
+    if times is not None:
+        interval = min(TOUCH_INTERVAL, times.idle_timeout / 4)
+    return now - record.last_seen >= interval
 
 
 def needs_revalidation(record: SessionRecord, now: float, times: SessionTimes) -> bool:

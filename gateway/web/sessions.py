@@ -54,7 +54,7 @@ class SessionResolver:
             loaded = await self._revalidate_once(loaded)
             if loaded is None:
                 return Resolved(None)
-        elif needs_touch(loaded.record, now):
+        elif needs_touch(loaded.record, now, sessions.times):
             loaded = await sessions.touch(loaded)
         return Resolved(loaded.record.identity, loaded)
 

@@ -15,7 +15,9 @@ from tests.support.redis_server import RedisServer
 
 
 @pytest.fixture(params=["memory", "redis"])
-async def store(request: pytest.FixtureRequest, redis_server: RedisServer) -> AsyncIterator[SessionStore]:
+async def store(
+    request: pytest.FixtureRequest, redis_server: RedisServer
+) -> AsyncIterator[SessionStore]:
     """A fresh store of each kind; the Redis one under a prefix of its own."""
     if request.param == "memory":
         memory = MemoryStore()

@@ -39,11 +39,16 @@ async def browser() -> AsyncIterator[Browser]:
 
 
 @pytest.fixture
-async def world(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tuple[FakeHF, GatewayProcess]]:
+async def world(
+    redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[tuple[FakeHF, GatewayProcess]]:
     fake = FakeHF.demo()
     async with fake.serve() as issuer, running_upstream() as upstream:
         process = GatewayProcess(
-            tmp_path_factory.mktemp("gateway"), issuer=issuer, upstream=upstream, redis_url=redis_server.url
+            tmp_path_factory.mktemp("gateway"),
+            issuer=issuer,
+            upstream=upstream,
+            redis_url=redis_server.url,
         )
         await process.start()
         try:

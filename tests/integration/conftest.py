@@ -33,7 +33,9 @@ async def start_gateway(fake_hf: FakeHF, upstream: str) -> AsyncIterator[StartGa
     """Start gateways with config overrides; all are stopped after the test."""
     started: list[GatewayHarness] = []
 
-    async def start(overrides: dict[str, Any] | None = None, store: SessionStore | None = None) -> GatewayHarness:
+    async def start(
+        overrides: dict[str, Any] | None = None, store: SessionStore | None = None
+    ) -> GatewayHarness:
         harness = GatewayHarness(fake_hf, upstream, overrides=overrides or {}, store=store)
         started.append(harness)
         return await harness.start()

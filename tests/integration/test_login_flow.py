@@ -48,7 +48,10 @@ async def test_alice_signs_in_and_the_upstream_sees_her_identity(gateway: Gatewa
         claims = jwt.decode(token, key, algorithms=["ES256"], audience="tool", issuer=gateway.url)
         assert claims["sub"] == "3f501019b1460301dacf1e59"
         assert claims["preferred_username"] == "alice"
-        assert {o["slug"]: o["role"] for o in claims["orgs"]} == {"acme": "admin", "hf-tools": "write"}
+        assert {o["slug"]: o["role"] for o in claims["orgs"]} == {
+            "acme": "admin",
+            "hf-tools": "write",
+        }
         assert claims["exp"] - claims["iat"] == 60
 
 

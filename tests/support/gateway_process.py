@@ -54,14 +54,17 @@ class GatewayProcess:
                 "client_id": CLIENT_ID,
                 "client_secret": "${TEST_CLIENT_SECRET}",
             },
-            "session": {"store": "redis", "redis_url": redis_url, "secret_file": "secret.txt",
-                        "redis_prefix": f"e2e-{self.port}:"},
+            "session": {
+                "store": "redis",
+                "redis_url": redis_url,
+                "secret_file": "secret.txt",
+                "redis_prefix": f"e2e-{self.port}:",
+            },
             "identity": {"assertion": {"signing_key_file": "signing-key.pem"}},
             "policy_files": ["policies/*.yaml"],
             "routes": [
                 {"name": "tool", "path": "/", "upstream": upstream, "policy": "authenticated"},
-                {"name": "writers", "path": "/writers", "upstream": upstream,
-                 "policy": "writers"},
+                {"name": "writers", "path": "/writers", "upstream": upstream, "policy": "writers"},
             ],
         }
         (folder / "secret.txt").write_text("e2e-session-secret-" + "z" * 40 + "\n")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,20 +43,37 @@ def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 
 def base_raw_config(port: int, issuer: str, upstream: str) -> dict[str, Any]:
     return {
-        "server": {"listen": f"127.0.0.1:{port}", "public_url": f"http://127.0.0.1:{port}",
-                   "metrics_listen": None},
-        "provider": {"issuer": issuer, "api_url": issuer, "client_id": CLIENT_ID,
-                     "client_secret": CLIENT_SECRET},
+        "server": {
+            "listen": f"127.0.0.1:{port}",
+            "public_url": f"http://127.0.0.1:{port}",
+            "metrics_listen": None,
+        },
+        "provider": {
+            "issuer": issuer,
+            "api_url": issuer,
+            "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET,
+        },
         "session": {"store": "memory", "secret": SECRET},
         "policies": {
             "writers": {"allow": [{"org": "acme", "min_role": "write"}]},
             "admins": {"allow": [{"org": "acme", "min_role": "admin"}]},
         },
         "routes": [
-            {"name": "tool", "path": "/", "upstream": upstream, "policy": "authenticated",
-             "public_paths": ["/public"]},
-            {"name": "writers", "path": "/writers", "upstream": upstream, "policy": "writers",
-             "strip_prefix": True},
+            {
+                "name": "tool",
+                "path": "/",
+                "upstream": upstream,
+                "policy": "authenticated",
+                "public_paths": ["/public"],
+            },
+            {
+                "name": "writers",
+                "path": "/writers",
+                "upstream": upstream,
+                "policy": "writers",
+                "strip_prefix": True,
+            },
             {"name": "admin", "path": "/admin", "upstream": upstream, "policy": "admins"},
             {"name": "open", "path": "/open", "upstream": upstream, "policy": "public"},
         ],
@@ -70,6 +87,9 @@ class GatewayHarness:
     port: int = field(default_factory=free_port)
     overrides: dict[str, Any] = field(default_factory=dict)
     store: SessionStore | None = None
+    store_factory: Callable[[], SessionStore] | None = None
+    """Builds a new store for every start (the app closes its store when it stops), so a
+    gateway backed by Redis can be restarted; takes precedence over ``store``."""
     runner: web.AppRunner | None = None
     config: GatewayConfig | None = None
 
@@ -83,7 +103,8 @@ class GatewayHarness:
 
     async def start(self) -> GatewayHarness:
         self.config = parse_config(self.raw_config())
-        app = create_app(self.config, store=self.store)
+        store = self.store_factory() if self.store_factory is not None else self.store
+        app = create_app(self.config, store=store)
         self.runner = web.AppRunner(app)
         await self.runner.setup()
         await web.TCPSite(self.runner, "127.0.0.1", self.port).start()

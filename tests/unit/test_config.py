@@ -986,6 +986,22 @@ def test_duplicate_policy_names_across_files_name_both_places(tmp_path: Path) ->
     )
 
 
+def test_a_duplicate_policy_does_not_hide_other_mistakes_in_the_same_file(
+    tmp_path: Path,
+) -> None:
+    """Only follow-on complaints are dropped, never a different policy's mistake."""
+    write_yaml(tmp_path / "p" / "a.yaml", {"policies": {"staff": {"allow": {"org": "a"}}}})
+    write_yaml(
+        tmp_path / "p" / "b.yaml",
+        {"policies": {"staff": {"allow": {"org": "b"}}, "ops": {"allow": {"usr": "x"}}}},
+    )
+    raw = minimal_raw_config(policy_files=["p/*.yaml"])
+    assert _load_problems(_write_config(tmp_path, raw)) == (
+        "p/b.yaml: policies.staff: already defined in p/a.yaml",
+        "p/b.yaml: policies.ops.allow[0].usr: unknown key",
+    )
+
+
 def test_a_policy_file_may_not_redefine_an_inline_policy(tmp_path: Path) -> None:
     """Inline policies and policy files share one namespace."""
     write_yaml(tmp_path / "p.yaml", {"policies": {"staff": {"allow": {"org": "a"}}}})
@@ -1121,6 +1137,15 @@ def test_invalid_yaml_reports_line_and_column(
     (problem,) = _load_problems(path)
     assert problem.startswith(f"{path}: ")
     assert problem.endswith(f"(line {line}, column {column})")
+
+
+def test_a_yaml_error_on_a_secret_line_does_not_show_the_secret(tmp_path: Path) -> None:
+    """Syntax errors are located by line and column; the line's text is not echoed."""
+    path = tmp_path / "gateway.yaml"
+    path.write_text(f'session:\n  secret: "{VISIBLE_SECRET}\n', encoding="utf-8")
+    (problem,) = _load_problems(path)
+    assert "(line 3, column 1)" in problem
+    assert VISIBLE_SECRET not in problem
 
 
 @pytest.mark.parametrize(
