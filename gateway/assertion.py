@@ -11,6 +11,7 @@ import hashlib
 import json
 import re
 import secrets
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,3 +117,30 @@ class AssertionSigner:
     def jwks(self) -> dict[str, Any]:
         """The public JWKS document served at /_gateway/jwks.json."""
         return self._jwks
+
+
+class AssertionCache:
+    """Re-use a signed assertion for one session and route for half its lifetime.
+
+    Signing costs far more than a dictionary lookup; a token stays valid for ``ttl`` and is
+    handed out only while at least half of that remains. A changed identity (after
+    revalidation) always gets a fresh token. Bounded: the oldest entries go first.
+    """
+
+    def __init__(self, signer: AssertionSigner, max_entries: int = 10_000) -> None:
+        self._signer = signer
+        self._max = max_entries
+        self._entries: OrderedDict[tuple[str, str], tuple[Identity, float, str]] = OrderedDict()
+
+    def get(self, session_key: str, identity: Identity, audience: str, now: float) -> str:
+        key = (session_key, audience)
+        entry = self._entries.get(key)
+        if entry is not None and entry[0] == identity and now < entry[1]:
+            self._entries.move_to_end(key)
+            return entry[2]
+        token = self._signer.sign(identity, audience, now)
+        self._entries[key] = (identity, int(now) + self._signer.ttl / 2, token)
+        self._entries.move_to_end(key)
+        if len(self._entries) > self._max:
+            self._entries.popitem(last=False)
+        return token

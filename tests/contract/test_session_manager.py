@@ -1,0 +1,418 @@
+"""SessionManager over every SessionStore (memory and a real redis-server).
+
+Time is an injected clock the tests advance, so idle timeouts, lifetimes and pending-login
+expiry are exercised without sleeping. The stores keep their own (real) TTLs, which the
+manager sets long enough that only the manager's own rules end a session here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from gateway.identity import Identity, Org
+from gateway.providers.base import TokenSet
+from gateway.session.manager import SessionManager
+from gateway.session.model import (
+    PENDING_LOGIN_TTL,
+    PendingLogin,
+    SessionKeys,
+    SessionTimes,
+    StoredTokens,
+    binding_digest,
+    new_code_verifier,
+    new_login_binding,
+    new_nonce,
+    new_session_id,
+    sign_cookie,
+    store_key,
+    user_index_key,
+    verify_cookie,
+)
+from gateway.session.store import SessionStore
+
+SECRET = "contract-test-session-secret-0123456789abcdef"
+KEYS = SessionKeys.derive([SECRET])
+TIMES = SessionTimes(idle_timeout=60, max_lifetime=300, revalidate_after=30)
+T0 = 1_700_000_000.0
+
+
+class Clock:
+    """A clock that only moves when a test says so."""
+
+    def __init__(self, now: float = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def _identity(username: str = "alice") -> Identity:
+    return Identity(
+        sub=f"sub-{username}",
+        username=username,
+        name=username.title(),
+        email=f"{username}@example.com",
+        orgs=(Org(sub="org-acme", slug="acme", role="write"),),
+        scopes=frozenset({"openid", "profile"}),
+    )
+
+
+def _tokens(*, refresh: bool = True, expires_in: float | None = 28800) -> TokenSet:
+    return TokenSet(
+        access_token="hf_oauth_access-" + new_nonce(),
+        refresh_token=("hf_oauth__refresh_" + new_nonce()) if refresh else None,
+        expires_at=None if expires_in is None else T0 + expires_in,
+        scopes=frozenset({"openid", "profile"}),
+    )
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def manager(store: SessionStore, clock: Clock) -> SessionManager:
+    return SessionManager(store, KEYS, TIMES, clock=clock)
+
+
+def _pending(created_at: float) -> PendingLogin:
+    return PendingLogin(
+        code_verifier=new_code_verifier(),
+        nonce=new_nonce(),
+        redirect_to="/dash",
+        binding=binding_digest(new_login_binding(), KEYS),
+        created_at=created_at,
+        scopes=("openid", "profile"),
+    )
+
+
+# --------------------------------------------------------------------------- create, load, destroy
+
+
+async def test_a_created_session_loads_with_its_identity_and_tokens(
+    manager: SessionManager, store: SessionStore
+) -> None:
+    """create() returns a cookie; load() finds the identity and the decrypted tokens behind it."""
+    tokens = _tokens()
+    cookie = await manager.create(_identity(), tokens)
+    loaded = await manager.load(cookie)
+    assert loaded is not None
+    assert loaded.record.identity == _identity()
+    assert loaded.record.created_at == T0
+    assert loaded.record.expires_at == T0 + TIMES.max_lifetime
+    assert manager.tokens(loaded.record) == StoredTokens(
+        tokens.access_token, tokens.refresh_token, tokens.expires_at
+    )
+    session_id = verify_cookie(cookie, KEYS)
+    assert session_id is not None
+    assert loaded.key == store_key(session_id)
+    assert await store.index_members(user_index_key("sub-alice")) == [loaded.key]
+
+
+async def test_the_store_holds_no_usable_id_and_no_token(
+    manager: SessionManager, store: SessionStore
+) -> None:
+    """Only a hash of the id is stored, and the stored record has no token text."""
+    tokens = _tokens()
+    cookie = await manager.create(_identity(), tokens)
+    session_id = verify_cookie(cookie, KEYS)
+    assert session_id is not None
+    keys = await store.scan("s:")
+    assert keys == [store_key(session_id)]
+    assert cookie.split(".")[1] not in keys[0]
+    data = await store.get(keys[0])
+    assert data is not None
+    assert tokens.access_token.encode() not in data
+    assert tokens.refresh_token is not None and tokens.refresh_token.encode() not in data
+
+
+@pytest.mark.parametrize(
+    "cookie",
+    [
+        pytest.param(None, id="no cookie"),
+        pytest.param("", id="empty"),
+        pytest.param("garbage", id="garbage"),
+        pytest.param(sign_cookie(new_session_id(), KEYS), id="signed but unknown"),
+        pytest.param(
+            sign_cookie(new_session_id(), SessionKeys.derive(["x" * 40])), id="other secret"
+        ),
+    ],
+)
+async def test_unknown_or_invalid_cookies_load_nothing(
+    manager: SessionManager, cookie: str | None
+) -> None:
+    """load() returns None for anything but a live session's cookie; a real one loads."""
+    real = await manager.create(_identity(), _tokens())
+    assert await manager.load(real) is not None
+    assert await manager.load(cookie) is None
+
+
+async def test_a_cookie_from_the_old_secret_still_loads_after_rotation(
+    store: SessionStore, clock: Clock
+) -> None:
+    """Rotating session.secret to [new, old] keeps existing sessions signed in."""
+    old = SessionManager(store, KEYS, TIMES, clock=clock)
+    cookie = await old.create(_identity(), _tokens())
+    rotated = SessionManager(
+        store, SessionKeys.derive(["a-brand-new-session-secret-0123456789", SECRET]), TIMES, clock=clock
+    )
+    loaded = await rotated.load(cookie)
+    assert loaded is not None
+    assert rotated.tokens(loaded.record).access_token.startswith("hf_oauth_access-")
+    other = SessionManager(store, SessionKeys.derive(["x" * 40]), TIMES, clock=clock)
+    assert await other.load(cookie) is None
+
+
+async def test_a_corrupt_record_is_dropped(manager: SessionManager, store: SessionStore) -> None:
+    """A record that cannot be decoded loads as no session and is deleted from the store."""
+    cookie = await manager.create(_identity(), _tokens())
+    session_id = verify_cookie(cookie, KEYS)
+    assert session_id is not None
+    await store.set(store_key(session_id), b'{"v": 99}', ttl=60)
+    assert await manager.load(cookie) is None
+    assert await store.get(store_key(session_id)) is None
+
+
+async def test_destroy_deletes_the_session_server_side(
+    manager: SessionManager, store: SessionStore
+) -> None:
+    """After destroy() the same cookie loads nothing, and the user index forgets it."""
+    cookie = await manager.create(_identity(), _tokens())
+    assert await manager.load(cookie) is not None
+    assert await manager.destroy(cookie) == _identity()
+    assert await manager.load(cookie) is None
+    assert await store.scan("s:") == []
+    assert await store.index_members(user_index_key("sub-alice")) == []
+    assert await manager.destroy(cookie) is None  # a second logout is harmless
+
+
+@pytest.mark.parametrize(
+    "cookie",
+    [pytest.param(None, id="no cookie"), pytest.param("garbage", id="garbage")],
+)
+async def test_destroying_without_a_session_changes_nothing(
+    manager: SessionManager, cookie: str | None
+) -> None:
+    """destroy() of a missing or invalid cookie returns None and leaves other sessions alone."""
+    other = await manager.create(_identity("bob"), _tokens())
+    assert await manager.destroy(cookie) is None
+    assert await manager.load(other) is not None
+
+
+async def test_login_rotates_the_id_and_deletes_the_previous_session(
+    manager: SessionManager,
+) -> None:
+    """create(previous_cookie=...) issues a new id and the previous cookie stops working."""
+    first = await manager.create(_identity(), _tokens())
+    second = await manager.create(_identity(), _tokens(), previous_cookie=first)
+    assert second != first
+    assert verify_cookie(second, KEYS) != verify_cookie(first, KEYS)
+    assert await manager.load(first) is None
+    assert await manager.load(second) is not None
+
+
+async def test_a_fixated_cookie_never_becomes_signed_in(manager: SessionManager) -> None:
+    """A cookie planted before login (valid-looking, unknown) is not the id of the new session."""
+    planted = sign_cookie(new_session_id(), KEYS)
+    cookie = await manager.create(_identity(), _tokens(), previous_cookie=planted)
+    assert cookie != planted
+    assert await manager.load(planted) is None
+    assert await manager.load(cookie) is not None
+
+
+async def test_every_login_gets_a_new_id(manager: SessionManager) -> None:
+    """Two logins of the same user are two sessions with different cookies."""
+    cookies = {await manager.create(_identity(), _tokens()) for _ in range(5)}
+    assert len(cookies) == 5
+
+
+# --------------------------------------------------------------------------- revocation
+
+
+async def test_revoke_user_removes_every_session_of_that_user_only(
+    manager: SessionManager, store: SessionStore
+) -> None:
+    """revoke_user() ends all of alice's sessions and none of bob's, and reports the count."""
+    alice = [await manager.create(_identity("alice"), _tokens()) for _ in range(3)]
+    bob = await manager.create(_identity("bob"), _tokens())
+    assert await manager.revoke_user("sub-alice") == 3
+    for cookie in alice:
+        assert await manager.load(cookie) is None
+    assert await manager.load(bob) is not None
+    assert await store.index_members(user_index_key("sub-alice")) == []
+    assert await manager.revoke_user("sub-alice") == 0
+
+
+async def test_revoke_user_skips_sessions_that_already_ended(manager: SessionManager) -> None:
+    """A session logged out earlier is not counted again."""
+    kept = await manager.create(_identity(), _tokens())
+    gone = await manager.create(_identity(), _tokens())
+    await manager.destroy(gone)
+    assert await manager.revoke_user("sub-alice") == 1
+    assert await manager.load(kept) is None
+
+
+# --------------------------------------------------------------------------- lifetimes
+
+
+async def test_an_idle_session_ends_after_idle_timeout(
+    manager: SessionManager, clock: Clock, store: SessionStore
+) -> None:
+    """Without activity, the session is valid until idle_timeout and gone from then on."""
+    cookie = await manager.create(_identity(), _tokens())
+    clock.advance(TIMES.idle_timeout - 1)
+    assert await manager.load(cookie) is not None
+    clock.advance(1)
+    assert await manager.load(cookie) is None
+    assert await store.scan("s:") == []
+    assert await store.index_members(user_index_key("sub-alice")) == []
+
+
+async def test_activity_keeps_a_session_alive_past_idle_timeout(
+    manager: SessionManager, clock: Clock
+) -> None:
+    """Touching the session moves last_seen, so the idle timeout counts from then."""
+    cookie = await manager.create(_identity(), _tokens())
+    for _ in range(3):
+        clock.advance(TIMES.idle_timeout - 10)
+        loaded = await manager.load(cookie)
+        assert loaded is not None
+        await manager.touch(loaded)
+    assert clock.now - T0 > TIMES.idle_timeout
+    assert await manager.load(cookie) is not None
+
+
+async def test_max_lifetime_ends_even_an_active_session(
+    manager: SessionManager, clock: Clock
+) -> None:
+    """A session touched all along still ends at max_lifetime after creation."""
+    cookie = await manager.create(_identity(), _tokens())
+    while clock.now + 50 < T0 + TIMES.max_lifetime:
+        clock.advance(50)
+        loaded = await manager.load(cookie)
+        assert loaded is not None
+        await manager.touch(loaded)
+    clock.now = T0 + TIMES.max_lifetime
+    assert await manager.load(cookie) is None
+
+
+async def test_without_refresh_token_the_session_ends_with_the_access_token(
+    manager: SessionManager, clock: Clock
+) -> None:
+    """An access token that cannot be refreshed caps the session's life; with one it does not."""
+    capped = await manager.create(_identity(), _tokens(refresh=False, expires_in=100))
+    renewable = await manager.create(_identity(), _tokens(refresh=True, expires_in=100))
+    for step in (50, 49):  # stay active so the idle timeout is not what ends them
+        clock.advance(step)
+        for cookie in (capped, renewable):
+            loaded = await manager.load(cookie)
+            assert loaded is not None
+            await manager.touch(loaded)
+    clock.advance(1)
+    assert await manager.load(capped) is None
+    assert await manager.load(renewable) is not None
+
+
+async def test_an_update_stores_the_new_identity_and_rotated_tokens(
+    manager: SessionManager, clock: Clock
+) -> None:
+    """update() replaces identity and tokens, stamps revalidated_at, and recomputes the end."""
+    cookie = await manager.create(_identity(), _tokens())
+    loaded = await manager.load(cookie)
+    assert loaded is not None
+    clock.advance(40)
+    demoted = Identity(sub="sub-alice", username="alice", orgs=())
+    rotated = TokenSet("hf_oauth_new", None, clock.now + 100, frozenset({"openid"}))
+    await manager.update(loaded, demoted, rotated)
+    reloaded = await manager.load(cookie)
+    assert reloaded is not None
+    assert reloaded.record.identity == demoted
+    assert reloaded.record.revalidated_at == clock.now
+    assert manager.tokens(reloaded.record) == StoredTokens("hf_oauth_new", None, clock.now + 100)
+    assert reloaded.record.expires_at == clock.now + 100  # no refresh token any more
+
+
+# --------------------------------------------------------------------------- pending logins
+
+
+async def test_a_pending_login_is_returned_once(manager: SessionManager) -> None:
+    """finish_login() hands the pending login back once; the same state then finds nothing."""
+    pending = _pending(T0)
+    state = await manager.begin_login(pending)
+    assert await manager.finish_login(state) == pending
+    assert await manager.finish_login(state) is None
+
+
+async def test_a_pending_login_is_single_use_under_concurrency(manager: SessionManager) -> None:
+    """Of many callbacks racing with one state, exactly one gets the pending login."""
+    pending = _pending(T0)
+    state = await manager.begin_login(pending)
+    results = await asyncio.gather(*(manager.finish_login(state) for _ in range(10)))
+    assert results.count(pending) == 1
+    assert results.count(None) == 9
+
+
+async def test_pending_logins_are_kept_apart(manager: SessionManager) -> None:
+    """Two logins in flight (two tabs) each finish with their own verifier and nonce."""
+    first, second = _pending(T0), _pending(T0)
+    state_one = await manager.begin_login(first)
+    state_two = await manager.begin_login(second)
+    assert state_one != state_two
+    assert await manager.finish_login(state_two) == second
+    assert await manager.finish_login(state_one) == first
+
+
+async def test_a_pending_login_expires_after_ten_minutes(
+    manager: SessionManager, clock: Clock
+) -> None:
+    """A callback later than PENDING_LOGIN_TTL after the login started is refused."""
+    fresh = await manager.begin_login(_pending(clock.now))
+    stale = await manager.begin_login(_pending(clock.now))
+    clock.advance(PENDING_LOGIN_TTL)
+    assert await manager.finish_login(fresh) is not None
+    clock.advance(1)
+    assert await manager.finish_login(stale) is None
+
+
+async def test_a_pending_login_is_stored_under_a_hash_of_the_state(
+    manager: SessionManager, store: SessionStore
+) -> None:
+    """The store key of a pending login does not reveal the state that redeems it."""
+    state = await manager.begin_login(_pending(T0))
+    keys = await store.scan("p:")
+    assert len(keys) == 1
+    assert state not in keys[0]
+
+
+@pytest.mark.parametrize(
+    "state",
+    [
+        pytest.param("", id="empty"),
+        pytest.param("x" * 129, id="too long"),
+        pytest.param("never-issued", id="unknown"),
+    ],
+)
+async def test_unknown_states_find_no_pending_login(
+    manager: SessionManager, state: str
+) -> None:
+    """A state the gateway never issued (or an absurd one) finds nothing."""
+    issued = await manager.begin_login(_pending(T0))
+    assert await manager.finish_login(state) is None
+    assert await manager.finish_login(issued) is not None
+
+
+async def test_a_corrupt_pending_login_is_refused_and_consumed(
+    manager: SessionManager, store: SessionStore
+) -> None:
+    """A pending login that cannot be decoded is not usable, and is gone afterwards."""
+    state = await manager.begin_login(_pending(T0))
+    [key] = await store.scan("p:")
+    await store.set(key, b"corrupt", ttl=60)
+    assert await manager.finish_login(state) is None
+    assert await store.get(key) is None
