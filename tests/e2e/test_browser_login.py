@@ -10,32 +10,12 @@ from collections.abc import AsyncIterator
 import aiohttp
 import jwt
 import pytest
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page
 
 from gateway.devtools.fake_hf import FakeHF
 from tests.support.gateway_process import GatewayProcess
 from tests.support.harness import running_upstream
 from tests.support.redis_server import RedisServer
-
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(
-            executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS
-        )
-        yield chromium
-        await chromium.close()
 
 
 @pytest.fixture
