@@ -30,6 +30,7 @@ from gateway.session.model import SessionKeys, SessionTimes
 from gateway.session.redis import RedisStore
 from gateway.session.store import SessionStore
 from gateway.web.context import GATEWAY, CookieSettings, GatewayContext
+from gateway.web.hardening import install_safe_error_answers
 from gateway.web.middleware import handle
 from gateway.web.proxy import UpstreamClient
 from gateway.web.sessions import RESOLVER, SessionResolver
@@ -48,6 +49,7 @@ def create_app(
     clock: Clock = time.time,
 ) -> web.Application:
     """The gateway as an aiohttp application; resources live in its cleanup context."""
+    install_safe_error_answers()
     app = web.Application(handler_args={"max_field_size": 16384})
     app.router.add_route("*", "/{tail:.*}", handle)
 

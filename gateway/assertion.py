@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import jwt
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
@@ -49,8 +50,11 @@ class SigningKey:
                 raise ValueError("RSA signing keys must have at least 2048 bits")
             jwk = RSAAlgorithm.to_jwk(key.public_key(), as_dict=True)
             algorithm, members = "RS256", ("e", "kty", "n")
-        kid = jwk_thumbprint({m: jwk[m] for m in members})
-        return cls(key, algorithm, kid, {**jwk, "kid": kid, "alg": algorithm, "use": "sig"})
+        public = {m: jwk[m] for m in members}
+        kid = jwk_thumbprint(public)
+        # Publish the required members only: PyJWT adds "key_ops" to RSA keys, which
+        # RFC 7517 §4.3 says should not appear together with "use".
+        return cls(key, algorithm, kid, {**public, "kid": kid, "alg": algorithm, "use": "sig"})
 
 
 def jwk_thumbprint(members: dict[str, Any]) -> str:
@@ -60,17 +64,31 @@ def jwk_thumbprint(members: dict[str, Any]) -> str:
 
 
 def load_signing_keys(path: str | Path) -> list[SigningKey]:
-    """Every private key in a PEM file, in order: the first signs, all are published."""
+    """Every private key in a PEM file, in order: the first signs, all are published.
+
+    Raises ValueError naming the file for anything unusable: no key, a corrupt or
+    password-protected key, or a key type, curve or size the assertion does not allow.
+    """
     text = Path(path).read_text(encoding="utf-8")
     blocks = [m.group(0) for m in _PEM_BLOCK.finditer(text)]
     if not blocks:
         raise ValueError(f"{path}: no PEM private key found")
     keys = []
-    for block in blocks:
-        key = load_pem_private_key(block.encode(), password=None)
+    for index, block in enumerate(blocks):
+        try:
+            key = load_pem_private_key(block.encode(), password=None)
+        except TypeError as exc:
+            # cryptography raises TypeError (not ValueError) for an encrypted key read
+            # without a password; callers should see one exception type for bad files.
+            raise ValueError(f"{path}: key {index + 1} is encrypted; store it unencrypted") from exc
+        except (ValueError, UnsupportedAlgorithm) as exc:
+            raise ValueError(f"{path}: key {index + 1} cannot be read ({exc})") from exc
         if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
             raise ValueError(f"{path}: only EC P-256 and RSA keys are supported")
-        keys.append(SigningKey.from_private_key(key))
+        try:
+            keys.append(SigningKey.from_private_key(key))
+        except ValueError as exc:
+            raise ValueError(f"{path}: key {index + 1}: {exc}") from exc
     return keys
 
 

@@ -30,12 +30,13 @@ from pydantic import (
     ValidationError,
     WithJsonSchema,
     field_validator,
+    model_validator,
 )
 from pydantic_core import ErrorDetails
 
 from gateway.errors import ConfigError, PathError
 from gateway.policy import BUILTIN_POLICIES, OneOrMany, Policy
-from gateway.routing import normalize_path
+from gateway.routing import normalize_path, path_under
 
 # --------------------------------------------------------------------------- value types
 
@@ -361,9 +362,10 @@ class IdentityConfig(BaseModel):
         seen: dict[str, str] = {}
         for name, template in value.items():
             _check_header_name(name)
-            if name.lower() in seen:
-                raise ValueError(f"{name} is listed twice (also as {seen[name.lower()]})")
-            seen[name.lower()] = name
+            key = name.lower().replace("_", "-")  # how the gateway compares header names
+            if key in seen:
+                raise ValueError(f"{name} is listed twice (also as {seen[key]})")
+            seen[key] = name
             try:
                 fields = template_fields(template)
             except ValueError as exc:
@@ -374,6 +376,18 @@ class IdentityConfig(BaseModel):
                     f"{name}: unknown field {{{unknown[0]}}}; use one of {', '.join(HEADER_FIELDS)}"
                 )
         return value
+
+    @model_validator(mode="after")
+    def _distinct_from_assertion(self) -> IdentityConfig:
+        reserved = {
+            self.assertion.header.lower().replace("_", "-"): "identity.assertion.header",
+            "x-forwarded-access-token": "pass_access_token",
+        }
+        for name in self.headers:
+            owner = reserved.get(name.lower().replace("_", "-"))
+            if owner:
+                raise ValueError(f"@headers: {name} is already set by {owner}")
+        return self
 
 
 def _policy_kind(value: Any) -> str | None:
@@ -427,6 +441,16 @@ class RouteConfig(BaseModel):
     @classmethod
     def _public_paths(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(_check_config_path(v) for v in value)
+
+    @model_validator(mode="after")
+    def _public_paths_inside(self) -> RouteConfig:
+        for public in self.public_paths:
+            if not path_under(public, self.path):
+                raise ValueError(
+                    f"@public_paths: {public} is outside the route's path {self.path} "
+                    "and could never match"
+                )
+        return self
 
     @field_validator("upstream")
     @classmethod
@@ -599,10 +623,17 @@ def _validate(
 def _cross_checks(sections: Mapping[str, Any], routes: list[RouteConfig]) -> Iterator[str]:
     server: ServerConfig | None = sections.get("server")
     session: SessionConfig | None = sections.get("session")
+    identity: IdentityConfig | None = sections.get("identity", IdentityConfig())
     if session is not None:
         yield from _check_session(session, server)
     if server is not None:
         yield from _check_hosts(server, session, routes)
+    if server is not None and identity is not None:
+        if server.workers > 1 and identity.assertion.signing_key_file is None:
+            yield (
+                "identity.assertion.signing_key_file: workers > 1 needs a shared signing key "
+                "(each process would otherwise sign with a key of its own)"
+            )
 
 
 def _check_route_names(raw_routes: Any, raw_policies: Any) -> Iterator[str]:
@@ -657,6 +688,11 @@ def _check_hosts(
 ) -> Iterator[str]:
     public_host = server.public_host
     domain = session.cookie_domain if session else None
+    if domain and not (public_host == domain[1:] or public_host.endswith(domain)):
+        yield (
+            f"session.cookie_domain: public_url's host {public_host} is not under {domain}; "
+            "browsers would refuse the session cookie set at the callback"
+        )
     for index, route in enumerate(routes):
         if route.host is None:
             continue
@@ -698,7 +734,12 @@ def format_validation_error(exc: ValidationError, root: str) -> list[str]:
     lines = []
     for error in exc.errors(include_url=False, include_input=False):
         path = _join_loc(root, error["loc"])
-        lines.append(f"{path}: {_reason(error)}")
+        reason = _reason(error)
+        if reason.startswith("@"):
+            # A model-level check about one field ("@public_paths: ...") reports at that field.
+            field, _, reason = reason[1:].partition(": ")
+            path = f"{path}.{field}"
+        lines.append(f"{path}: {reason}")
     return list(dict.fromkeys(lines))
 
 

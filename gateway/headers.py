@@ -203,12 +203,21 @@ def client_facts(
     if trusted.trusts(peer) and forwarded_for:
         chain = [p.strip() for p in forwarded_for.split(",") if p.strip()]
         client_ip = _first_untrusted(chain, trusted) or peer_ip
-        proto = (forwarded_proto or scheme).split(",")[0].strip().lower() or scheme
+        proto = _trusted_scheme(forwarded_proto, scheme)
         return ClientFacts(client_ip, proto, host), ", ".join([*chain, peer_ip])
     if trusted.trusts(peer) and forwarded_proto:
-        proto = forwarded_proto.split(",")[0].strip().lower() or scheme
-        return ClientFacts(peer_ip, proto, host), peer_ip
+        return ClientFacts(peer_ip, _trusted_scheme(forwarded_proto, scheme), host), peer_ip
     return ClientFacts(peer_ip, scheme, host), peer_ip
+
+
+def _trusted_scheme(forwarded_proto: str | None, scheme: str) -> str:
+    """The scheme a trusted peer names: the RIGHTMOST X-Forwarded-Proto entry.
+
+    A proxy that appends (its own line, or ``, http``) leaves whatever the client wrote
+    on the left; only the last entry is the trusted hop's own, as for X-Forwarded-For.
+    """
+    last = (forwarded_proto or "").rsplit(",", 1)[-1].strip().lower()
+    return last or scheme
 
 
 def _first_untrusted(chain: list[str], trusted: TrustedProxies) -> str | None:

@@ -14,6 +14,8 @@ ROLE_ORDER: tuple[str, ...] = ("read", "contributor", "write", "admin")
 """Hugging Face org roles from least to most privileged."""
 
 _ROLE_RANK = {role: rank for rank, role in enumerate(ROLE_ORDER)}
+NO_ACCESS = "no_access"
+"""HF's role for a member who may not use the org's resources: never counts as a member."""
 
 
 def role_at_least(role: str | None, minimum: str) -> bool:
@@ -32,7 +34,7 @@ class Org:
 
     ``role`` is None when the org was not granted to the app (HF lists the membership but
     leaves out ``roleInOrg``). An org with unmet ``security_restrictions`` (SSO, MFA, IP,
-    token policy) does not count for any rule.
+    token policy) or the role ``no_access`` does not count for any rule that grants access.
     """
 
     sub: str
@@ -44,7 +46,8 @@ class Org:
 
     @property
     def counts(self) -> bool:
-        return not self.security_restrictions
+        """Whether the membership can grant access: no pending restrictions, not no_access."""
+        return not self.security_restrictions and self.role != NO_ACCESS
 
     @property
     def granted(self) -> bool:

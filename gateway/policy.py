@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import string
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -249,9 +249,10 @@ def evaluate(
     if identity is None:
         return Decision(False, (Reason(ReasonCode.UNAUTHENTICATED, detail="sign in required"),))
     ctx = _Context(identity, request)
+    deny_ctx = replace(ctx, broad=True)
     for index, rule in enumerate(policy.deny):
         path = f"deny[{index}]"
-        if not _match(rule, ctx, path):
+        if not _match(rule, deny_ctx, path):
             return Decision(False, (Reason(ReasonCode.DENIED, path, "matched a deny rule"),))
 
     reasons: list[Reason] = []
@@ -323,8 +324,16 @@ def _consent_reasons(all_failures: Iterable[tuple[str, list[_Failure]]]) -> list
 
 @dataclass(frozen=True, slots=True)
 class _Context:
+    """What rules are matched against.
+
+    ``broad`` makes org criteria see every membership, including ones that do not count
+    (SSO/MFA pending, no_access). Deny rules are matched broadly and ``not`` flips it, so a
+    membership that cannot grant access can never dodge a restriction either.
+    """
+
     identity: Identity
     request: RequestFacts
+    broad: bool = False
 
 
 def _match(rule: Rule, ctx: _Context, path: str) -> list[_Failure]:
@@ -339,15 +348,13 @@ def _match(rule: Rule, ctx: _Context, path: str) -> list[_Failure]:
         folded = _folded(rule.org)
         failures.extend(
             _org_failures(
-                ident, lambda o: _fold(o.slug) in folded, rule.org, rule.min_role, f"{path}.org"
+                ctx, lambda o: _fold(o.slug) in folded, rule.org, rule.min_role, f"{path}.org"
             )
         )
     if rule.org_id is not None:
         ids = frozenset(rule.org_id)
         failures.extend(
-            _org_failures(
-                ident, lambda o: o.sub in ids, rule.org_id, rule.min_role, f"{path}.org_id"
-            )
+            _org_failures(ctx, lambda o: o.sub in ids, rule.org_id, rule.min_role, f"{path}.org_id")
         )
     if rule.scope is not None:
         missing = tuple(s for s in rule.scope if s not in ident.scopes)
@@ -382,7 +389,9 @@ def _match(rule: Rule, ctx: _Context, path: str) -> list[_Failure]:
     if rule.all_ is not None:
         for index, sub in enumerate(rule.all_):
             failures.extend(_match(sub, ctx, f"{path}.all[{index}]"))
-    if rule.not_ is not None and not _match(rule.not_, ctx, f"{path}.not"):
+    if rule.not_ is not None and not _match(
+        rule.not_, replace(ctx, broad=not ctx.broad), f"{path}.not"
+    ):
         failures.append(_Failure(f"{path}.not", "the negated rule matched"))
     return failures
 
@@ -398,15 +407,15 @@ def _match_any(rules: Sequence[Rule], ctx: _Context, path: str) -> list[_Failure
 
 
 def _org_failures(
-    ident: Identity,
+    ctx: _Context,
     selects: Any,
     wanted: tuple[str, ...],
     min_role: str | None,
     path: str,
 ) -> list[_Failure]:
     """One failure (or none) for an org / org_id criterion with an optional min_role."""
-    members: list[Org] = [org for org in ident.orgs if selects(org)]
-    counting = [org for org in members if org.counts]
+    members: list[Org] = [org for org in ctx.identity.orgs if selects(org)]
+    counting = members if ctx.broad else [org for org in members if org.counts]
     label = ", ".join(wanted)
     if min_role is None:
         if counting:
@@ -426,7 +435,9 @@ def _org_failures(
         if counting:
             roles = ", ".join(f"{org.slug}={org.role}" for org in counting)
             return [_Failure(path, f"role below {min_role} ({roles})")]
-    restricted = tuple(org.sub for org in members if not org.counts)
+    restricted = tuple(org.sub for org in members if org.security_restrictions)
+    if not restricted and members:
+        return [_Failure(path, f"member of {label} without access (role {members[0].role})")]
     if restricted:
         pending = sorted({r for org in members for r in org.security_restrictions})
         return [

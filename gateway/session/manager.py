@@ -116,34 +116,58 @@ class SessionManager:
         ttl = store_ttl(record, self._clock(), self.times)
         await self.store.set(key, encode_record(record), ttl)
 
-    async def touch(self, loaded: LoadedSession) -> LoadedSession:
-        touched = LoadedSession(loaded.key, loaded.record.touched(self._clock()))
-        await self.save(touched.key, touched.record)
-        return touched
+    async def _rewrite(self, loaded: LoadedSession) -> LoadedSession | None:
+        """Write a changed record of a live session; None when the session is gone.
+
+        Only overwrites: a request that loaded the session before a logout or revocation
+        must not re-create it when it records activity or a revalidation afterwards.
+        """
+        ttl = store_ttl(loaded.record, self._clock(), self.times)
+        if not await self.store.replace(loaded.key, encode_record(loaded.record), ttl):
+            return None
+        return loaded
+
+    async def touch(self, loaded: LoadedSession) -> LoadedSession | None:
+        """Record activity (last_seen); None when the session ended meanwhile."""
+        return await self._rewrite(LoadedSession(loaded.key, loaded.record.touched(self._clock())))
 
     async def update(
         self, loaded: LoadedSession, identity: Identity, tokens: TokenSet | None
-    ) -> LoadedSession:
-        """Store a revalidated identity (and refreshed tokens, if any)."""
+    ) -> LoadedSession | None:
+        """Store a revalidated identity (and refreshed tokens, if any); None when the
+        session ended meanwhile."""
         now = self._clock()
         record = replace(loaded.record, identity=identity, revalidated_at=now, last_seen=now)
         if tokens is not None:
-            has_refresh = tokens.refresh_token is not None
-            record = replace(
-                record,
-                tokens=encrypt_tokens(
-                    StoredTokens(tokens.access_token, tokens.refresh_token, tokens.expires_at),
-                    self.keys,
-                ),
-                has_refresh_token=has_refresh,
-                access_expires_at=tokens.expires_at,
-                expires_at=absolute_expiry(
-                    record.created_at, self.times, tokens.expires_at, has_refresh
-                ),
-            )
-        updated = LoadedSession(loaded.key, record)
-        await self.save(updated.key, updated.record)
-        return updated
+            record = self._with_tokens(record, tokens)
+        return await self._rewrite(LoadedSession(loaded.key, record))
+
+    async def store_tokens(self, loaded: LoadedSession, tokens: TokenSet) -> LoadedSession | None:
+        """Store refreshed tokens at once, before the identity is re-read; None when the
+        session ended meanwhile.
+
+        Refresh tokens are single use: the rotated one must be in the store before the
+        refresh lock is released (and even if the userinfo call that follows fails), or
+        the next refresh would send the spent token and end the session.
+        """
+        return await self._rewrite(
+            LoadedSession(loaded.key, self._with_tokens(loaded.record, tokens))
+        )
+
+    def _with_tokens(self, record: SessionRecord, tokens: TokenSet) -> SessionRecord:
+        has_refresh = tokens.refresh_token is not None
+        return replace(
+            record,
+            tokens=encrypt_tokens(
+                StoredTokens(tokens.access_token, tokens.refresh_token, tokens.expires_at),
+                self.keys,
+            ),
+            has_refresh_token=has_refresh,
+            access_expires_at=tokens.expires_at,
+            expires_at=absolute_expiry(
+                record.created_at, self.times, tokens.expires_at, has_refresh
+            ),
+        )
 
     def tokens(self, record: SessionRecord) -> StoredTokens:
         return decrypt_tokens(record.tokens, self.keys)

@@ -34,6 +34,12 @@ class MemoryStore:
         self._values[key] = (value, self._clock() + ttl)
         self._sweep()
 
+    async def replace(self, key: str, value: bytes, ttl: float) -> bool:
+        if await self.get(key) is None:
+            return False
+        await self.set(key, value, ttl)
+        return True
+
     async def delete(self, key: str) -> bool:
         found = await self.get(key) is not None
         self._values.pop(key, None)

@@ -82,6 +82,17 @@ class RedisStore:
 
         await self._call("set", write)
 
+    async def replace(self, key: str, value: bytes, ttl: float) -> bool:
+        async def write() -> bool:
+            # SET ... XX writes only over an existing key, atomically.
+            done = await self._client.set(
+                self._key(key), value, px=max(1, int(ttl * 1000)), xx=True
+            )
+            await self._replicate()
+            return bool(done)
+
+        return await self._call("replace", write)
+
     async def delete(self, key: str) -> bool:
         async def remove() -> int:
             count: int = await self._client.delete(self._key(key))

@@ -20,6 +20,14 @@ class SessionStore(Protocol):
         """Store ``value`` for ``ttl`` seconds (replacing any previous value)."""
         ...
 
+    async def replace(self, key: str, value: bytes, ttl: float) -> bool:
+        """Overwrite ``key`` only while it exists; False, and nothing written, once it is gone.
+
+        Updates of a live session use this, so a write racing a logout or a revocation
+        cannot bring the deleted session back.
+        """
+        ...
+
     async def delete(self, key: str) -> bool:
         """Remove ``key``; True when it existed."""
         ...

@@ -135,6 +135,17 @@ def _referer_origin(referer: str | None) -> str | None:
     return f"{scheme}://{rest.split('/', 1)[0]}"
 
 
+def _joined(request: web.Request, name: str) -> str | None:
+    """Every line of a list-valued header, joined as one list (RFC 9110 §5.3).
+
+    A proxy may add its own line instead of extending the client's (HAProxy's
+    ``option forwardfor`` does); reading only the first line would keep the client's
+    forged entry and lose the one the trusted proxy added.
+    """
+    values = request.headers.getall(name, [])
+    return ", ".join(values) if values else None
+
+
 def original_target(
     ctx: GatewayContext, request: web.Request, host: str, path: NormalPath, query: str
 ) -> str:
@@ -184,8 +195,8 @@ async def _forward(
         peer=request.remote,
         scheme=request.scheme,
         host=request.host,
-        forwarded_for=request.headers.get("X-Forwarded-For"),
-        forwarded_proto=request.headers.get("X-Forwarded-Proto"),
+        forwarded_for=_joined(request, "X-Forwarded-For"),
+        forwarded_proto=_joined(request, "X-Forwarded-Proto"),
         trusted=ctx.trusted,
     )
     headers.extend(forwarding_headers(chain, facts))

@@ -41,11 +41,13 @@ class UpstreamError(Exception):
 
 
 class UpstreamClient:
-    """One pooled ClientSession for TCP upstreams, one per unix socket."""
+    """One pooled ClientSession for TCP upstreams, one per unix socket, and unpooled
+    twins of them for requests whose connection must not be reused (HEAD)."""
 
     def __init__(self) -> None:
         self._tcp = self._session(aiohttp.TCPConnector(limit=0, limit_per_host=256))
-        self._unix: dict[str, aiohttp.ClientSession] = {}
+        self._tcp_once = self._session(aiohttp.TCPConnector(limit=0, force_close=True))
+        self._unix: dict[tuple[str, bool], aiohttp.ClientSession] = {}
 
     @staticmethod
     def _session(connector: aiohttp.BaseConnector) -> aiohttp.ClientSession:
@@ -58,19 +60,26 @@ class UpstreamClient:
             timeout=aiohttp.ClientTimeout(total=None),
         )
 
-    def target(self, route: RouteConfig) -> tuple[aiohttp.ClientSession, str]:
-        """The session and base URL (no trailing slash) for a route's upstream."""
+    def target(
+        self, route: RouteConfig, *, pooled: bool = True
+    ) -> tuple[aiohttp.ClientSession, str]:
+        """The session and base URL (no trailing slash) for a route's upstream.
+
+        ``pooled=False`` gives a session that closes each connection after one request.
+        """
         if route.upstream.startswith("unix:"):
             path = route.upstream[len("unix:") :]
-            session = self._unix.get(path)
+            session = self._unix.get((path, pooled))
             if session is None:
-                session = self._session(aiohttp.UnixConnector(path=path))
-                self._unix[path] = session
+                connector = aiohttp.UnixConnector(path=path, force_close=not pooled)
+                session = self._session(connector)
+                self._unix[(path, pooled)] = session
             return session, "http://localhost"
-        return self._tcp, route.upstream
+        return (self._tcp if pooled else self._tcp_once), route.upstream
 
     async def close(self) -> None:
         await self._tcp.close()
+        await self._tcp_once.close()
         for session in self._unix.values():
             await session.close()
 
@@ -95,7 +104,12 @@ async def forward_http(
     drop_cookies: frozenset[str],
 ) -> web.StreamResponse:
     """Send the request upstream and stream the answer back; UpstreamError if it fails."""
-    session, base = client.target(route)
+    # Some upstreams write a body after their HEAD answer anyway (aiohttp's StreamResponse
+    # does). aiohttp's client hands a HEAD's connection back to the pool as soon as the
+    # headers are read, so bytes arriving a moment later would be read as the answer to
+    # the next request on that connection, possibly another user's. HEAD is rare: it
+    # never uses a pooled connection.
+    session, base = client.target(route, pooled=request.method != "HEAD")
     body = request.content if request.body_exists else None
     try:
         upstream = await session.request(

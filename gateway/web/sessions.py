@@ -55,7 +55,10 @@ class SessionResolver:
             if loaded is None:
                 return Resolved(None)
         elif needs_touch(loaded.record, now, sessions.times):
-            loaded = await sessions.touch(loaded)
+            touched = await sessions.touch(loaded)
+            if touched is None:  # signed out or revoked since it was loaded
+                return Resolved(None)
+            loaded = touched
         return Resolved(loaded.record.identity, loaded)
 
     async def _revalidate_once(self, loaded: LoadedSession) -> LoadedSession | None:
@@ -81,10 +84,14 @@ class SessionResolver:
         sessions = self._ctx.sessions
         stored = sessions.tokens(loaded.record)
         refreshed: TokenSet | None = None
-        if _expiring(stored, self._ctx.clock()):
-            if stored.refresh_token is None:
+        now = self._ctx.clock()
+        if stored.refresh_token is None:
+            # Nothing to refresh with: the token serves until it really expires (the
+            # record's expires_at ends the session then), not REFRESH_MARGIN earlier.
+            if stored.expires_at is not None and stored.expires_at <= now:
                 await sessions.end(loaded)
                 return None
+        elif _expiring(stored, now):
             outcome = await self._refresh(loaded)
             if outcome is None or isinstance(outcome, LoadedSession):
                 return outcome
@@ -126,13 +133,18 @@ class SessionResolver:
                 await sessions.end(current)
                 return None
             try:
-                return await self._ctx.provider.refresh(
+                tokens = await self._ctx.provider.refresh(
                     stored.refresh_token, current.record.identity.scopes, self._ctx.clock()
                 )
             except TokenRejected:
                 log.info("refresh token rejected; ending the session")
                 await sessions.end(current)
                 return None
+            # Save the rotated tokens while still holding the lock: the old refresh token
+            # is spent, and whoever takes the lock next must find the new one.
+            if await sessions.store_tokens(current, tokens) is None:
+                return None  # signed out or revoked while refreshing
+            return tokens
         finally:
             await store.unlock(lock, token)
 

@@ -160,7 +160,10 @@ async def test_a_cookie_from_the_old_secret_still_loads_after_rotation(
     old = SessionManager(store, KEYS, TIMES, clock=clock)
     cookie = await old.create(_identity(), _tokens())
     rotated = SessionManager(
-        store, SessionKeys.derive(["a-brand-new-session-secret-0123456789", SECRET]), TIMES, clock=clock
+        store,
+        SessionKeys.derive(["a-brand-new-session-secret-0123456789", SECRET]),
+        TIMES,
+        clock=clock,
     )
     loaded = await rotated.load(cookie)
     assert loaded is not None
@@ -398,9 +401,7 @@ async def test_a_pending_login_is_stored_under_a_hash_of_the_state(
         pytest.param("never-issued", id="unknown"),
     ],
 )
-async def test_unknown_states_find_no_pending_login(
-    manager: SessionManager, state: str
-) -> None:
+async def test_unknown_states_find_no_pending_login(manager: SessionManager, state: str) -> None:
     """A state the gateway never issued (or an absurd one) finds nothing."""
     issued = await manager.begin_login(_pending(T0))
     assert await manager.finish_login(state) is None
@@ -416,3 +417,39 @@ async def test_a_corrupt_pending_login_is_refused_and_consumed(
     await store.set(key, b"corrupt", ttl=60)
     assert await manager.finish_login(state) is None
     assert await store.get(key) is None
+
+
+# --------------------------------------------------------------------------- races with logout
+
+
+async def test_a_touch_racing_a_logout_does_not_bring_the_session_back(
+    manager: SessionManager, clock: Clock
+) -> None:
+    """A request that loaded the session just before logout cannot re-create it by
+    recording its activity afterwards; without the logout the touch is kept."""
+    cookie = await manager.create(_identity(), _tokens())
+    clock.advance(TIMES.idle_timeout - 1)
+    loaded = await manager.load(cookie)
+    assert loaded is not None
+    touched = await manager.touch(loaded)
+    assert touched is not None
+    assert touched.record.last_seen == clock.now
+    loaded = await manager.load(cookie)
+    assert loaded is not None
+    await manager.destroy(cookie)
+    assert await manager.touch(loaded) is None
+    assert await manager.load(cookie) is None
+
+
+async def test_a_revalidation_racing_a_revocation_does_not_bring_the_session_back(
+    manager: SessionManager,
+) -> None:
+    """An identity update (or refreshed tokens) written after revoke_user() is dropped."""
+    cookie = await manager.create(_identity(), _tokens())
+    loaded = await manager.load(cookie)
+    assert loaded is not None
+    assert await manager.update(loaded, _identity(), None) is not None
+    await manager.revoke_user("sub-alice")
+    assert await manager.update(loaded, _identity(), _tokens()) is None
+    assert await manager.store_tokens(loaded, _tokens()) is None
+    assert await manager.load(cookie) is None

@@ -16,7 +16,12 @@ import pytest
 
 from tests.integration.conftest import StartGateway
 from tests.support.harness import API, BROWSER, GatewayHarness
-from tests.support.raw_http import RecordingUpstream, raw_request, recording_upstream
+from tests.support.raw_http import (
+    RawResponse,
+    RecordingUpstream,
+    raw_request,
+    recording_upstream,
+)
 
 OPEN = "open.example.test"
 TOOLS = "tools.example.test"
@@ -25,7 +30,8 @@ JSON = list(API.items())
 
 def _overrides(upstream: str, **server: Any) -> dict[str, Any]:
     return {
-        "server": server,
+        # The public host must sit under cookie_domain; requests name their hosts raw.
+        "server": {"public_url": "http://login.example.test", **server},
         "session": {"cookie_domain": ".example.test"},
         "routes": [
             {"name": "open", "host": OPEN, "path": "/", "upstream": upstream, "policy": "public"},
@@ -68,7 +74,7 @@ async def gateway(start_gateway: StartGateway, upstream: str) -> GatewayHarness:
 
 async def _get(
     gateway: GatewayHarness, target: str, headers: list[tuple[str, str]], host: str = TOOLS
-) -> Any:
+) -> RawResponse:
     return await raw_request(gateway.port, target, headers, host=host)
 
 
@@ -147,7 +153,7 @@ async def test_a_browser_redirect_names_the_real_host(gateway: GatewayHarness) -
     response = await _get(gateway, "/admin/page?x=1", headers)
     assert response.status == 302
     location = response.header("Location") or ""
-    assert location.startswith(f"{gateway.url}/_gateway/sign_in?")
+    assert location.startswith("http://login.example.test/_gateway/sign_in?")
     assert parse_qs(urlsplit(location).query)["rd"] == [f"http://{TOOLS}/admin/page?x=1"]
 
 
@@ -190,6 +196,46 @@ async def test_a_trusted_proxy_may_say_who_the_client_is_but_not_skip_sign_in(
     denied = await _get(gateway, "/admin", [*headers, ("X-Forwarded-Uri", "/public/")])
     assert denied.status == 401
     assert recorder.paths() == ["/public/x"]
+
+
+async def test_a_proxy_s_own_forwarded_for_line_is_not_lost(
+    start_gateway: StartGateway, recorder: RecordingUpstream
+) -> None:
+    """A trusted proxy that adds its own X-Forwarded-For and -Proto lines (HAProxy does) is
+    heard: the client's forged first lines cannot hide what the proxy saw."""
+    gateway = await start_gateway(_overrides(recorder.url, trusted_proxies=["127.0.0.1/32"]))
+    lines = [
+        ("X-Forwarded-For", "6.6.6.6"),
+        ("X-Forwarded-Proto", "https"),
+        ("X-Forwarded-For", "10.9.9.9"),
+        ("X-Forwarded-Proto", "http"),
+    ]
+    response = await _get(gateway, "/public/x", [*JSON, *lines])
+    assert response.status == 200
+    (seen,) = recorder.seen
+    assert seen.header("X-Forwarded-For") == "6.6.6.6, 10.9.9.9, 127.0.0.1"
+    assert seen.header("X-Forwarded-Proto") == "http"
+
+
+async def test_an_untrusted_peer_s_forwarded_for_lines_are_all_dropped(
+    gateway: GatewayHarness, recorder: RecordingUpstream
+) -> None:
+    """Without trust, however many lines the client sends, the chain is the peer alone."""
+    lines = [("X-Forwarded-For", "6.6.6.6"), ("x-forwarded-for", "10.9.9.9")]
+    response = await _get(gateway, "/public/x", [*JSON, *lines])
+    assert response.status == 200
+    (seen,) = recorder.seen
+    assert [v for k, v in seen.headers if k.lower() == "x-forwarded-for"] == ["127.0.0.1"]
+
+
+async def test_a_second_host_header_is_refused(
+    gateway: GatewayHarness, recorder: RecordingUpstream
+) -> None:
+    """Two Host lines could be read differently by two parsers; the request is refused."""
+    headers = [("Host", TOOLS), ("Host", OPEN), *JSON]
+    response = await raw_request(gateway.port, "/admin", headers)
+    assert response.status == 400
+    assert recorder.seen == []
 
 
 HEALTH_AGENTS = [

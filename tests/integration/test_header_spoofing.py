@@ -225,6 +225,27 @@ async def test_forged_header_never_reaches_the_upstream(
 
 
 @pytest.mark.parametrize(
+    "malformed",
+    [
+        pytest.param("X-Forwarded-User : evil\r\n", id="space-before-colon"),
+        pytest.param("X-Forwarded-User\t: evil\r\n", id="tab-before-colon"),
+        pytest.param("X-Control: a\r\n X-Forwarded-User: evil\r\n", id="obs-fold"),
+        pytest.param("X-Forwarded-User\x00: evil\r\n", id="nul-in-name"),
+        pytest.param("X-Forwarded-User: evil\n", id="bare-lf"),
+        pytest.param("X-Forwarded-User: evil\rX-Control: a\r\n", id="bare-cr"),
+        pytest.param("X-Forwarded-Us\xe9r: evil\r\n", id="non-ascii-name"),
+    ],
+)
+async def test_malformed_header_lines_are_rejected(gateway: GatewayHarness, malformed: str) -> None:
+    """A header line that a lenient parser could read as an owned header gets 400."""
+    cookie = await signed_in_cookie(gateway)
+    response = await raw_exchange(gateway, get(gateway, "/api/echo", malformed, cookie))
+    assert response.status == 400
+    fine = await raw_exchange(gateway, get(gateway, "/api/echo", "X-Control: a\r\n", cookie))
+    assert ("X-Forwarded-User", "alice") in upstream_headers(fine)
+
+
+@pytest.mark.parametrize(
     "target",
     [
         pytest.param("/api/echo/public", id="public-path"),
@@ -344,11 +365,14 @@ async def test_upstream_cannot_set_the_gateway_cookies(gateway: GatewayHarness) 
             "6.6.6.6, 203.0.113.7, 127.0.0.1",
             "http",
             id="trusted-two-lines",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="middleware.py passes only the first X-Forwarded-For line to "
-                "client_facts; a proxy that appends a new line (HAProxy) loses its entry",
-            ),
+        ),
+        pytest.param(
+            ["127.0.0.1/32"],
+            "X-Forwarded-For: 203.0.113.7\r\n"
+            "X-Forwarded-Proto: https\r\nX-Forwarded-Proto: http\r\n",
+            "203.0.113.7, 127.0.0.1",
+            "http",
+            id="trusted-proxy-appended-its-scheme",
         ),
         pytest.param(
             ["10.0.0.0/8"],
@@ -362,7 +386,8 @@ async def test_upstream_cannot_set_the_gateway_cookies(gateway: GatewayHarness) 
 async def test_forwarded_for_is_extended_only_for_trusted_proxies(
     start_gateway: StartGateway, trusted: list[str], incoming: str, chain: str, proto: str
 ) -> None:
-    """A trusted peer's chain is extended with its address; anyone else's is replaced."""
+    """A trusted peer's chain is extended with its address and its own (rightmost) scheme
+    is believed; anyone else's chain and scheme are replaced by the connection's."""
     harness = await start_gateway({"server": {"trusted_proxies": trusted}})
     cookie = await signed_in_cookie(harness)
     headers = upstream_headers(

@@ -21,18 +21,19 @@ from tests.support.raw_http import RecordingUpstream, raw_request, recording_ups
 
 JSON = list(API.items())
 
-PATH_ROUTES: dict[str, Any] = {
-    "routes": [
+
+def _routes(upstream: str) -> list[dict[str, Any]]:
+    """Everything under / needs a session except /public/; /admin is for acme admins."""
+    return [
         {
             "name": "site",
             "path": "/",
-            "upstream": "UPSTREAM",
+            "upstream": upstream,
             "policy": "authenticated",
             "public_paths": ["/public/"],
         },
-        {"name": "admin", "path": "/admin", "upstream": "UPSTREAM", "policy": "admins"},
+        {"name": "admin", "path": "/admin", "upstream": upstream, "policy": "admins"},
     ]
-}
 
 
 @pytest.fixture
@@ -49,8 +50,7 @@ def upstream(recorder: RecordingUpstream) -> str:
 
 @pytest.fixture
 async def gateway(start_gateway: StartGateway, upstream: str) -> GatewayHarness:
-    routes = [{**r, "upstream": upstream} for r in PATH_ROUTES["routes"]]
-    return await start_gateway({"routes": routes})
+    return await start_gateway({"routes": _routes(upstream)})
 
 
 def _rd(login_url: str) -> str:

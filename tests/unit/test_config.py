@@ -441,7 +441,9 @@ MISTAKES = [
         {"server.workers": 4},
         [
             "session.store: the memory store is for a single process; "
-            "use store: redis with workers > 1"
+            "use store: redis with workers > 1",
+            "identity.assertion.signing_key_file: workers > 1 needs a shared signing key "
+            "(each process would otherwise sign with a key of its own)",
         ],
         id="memory store with several workers",
     ),
@@ -559,7 +561,10 @@ VALID = [
     pytest.param({"server.trusted_proxies": ["10.0.0.1", "fd00::/8"]}, id="IPv4 and IPv6"),
     pytest.param({"server.public_url": "http://localhost:8080"}, id="http public_url"),
     pytest.param({"session.cookie_samesite": "none"}, id="samesite none over https"),
-    pytest.param({**REDIS, "server.workers": 4}, id="redis store with several workers"),
+    pytest.param(
+        {**REDIS, "server.workers": 4, "identity.assertion.signing_key_file": "/keys/gw.pem"},
+        id="redis store with several workers and a shared key",
+    ),
     pytest.param(
         {"session.store": "redis", "session.redis_sentinel": SENTINEL}, id="redis sentinel"
     ),
