@@ -16,7 +16,7 @@ from typing import TextIO
 from urllib.parse import urlsplit
 
 from gateway import __version__
-from gateway.access import Access, AccessControl
+from gateway.access import AccessControl
 from gateway.config import GatewayConfig, config_json_schema, load_config
 from gateway.errors import ConfigError, PathError
 from gateway.identity import ROLE_ORDER, Identity, Org
@@ -103,7 +103,11 @@ def _load(path: str, err: TextIO) -> GatewayConfig | None:
     try:
         return load_config(path)
     except ConfigError as exc:
-        print(f"{path}: invalid configuration ({len(exc.problems)} problems)", file=err)
+        count = len(exc.problems)
+        print(
+            f"{path}: invalid configuration ({count} problem{'' if count == 1 else 's'})",
+            file=err,
+        )
         for problem in exc.problems:
             print(f"  {problem}", file=err)
         return None
@@ -171,44 +175,53 @@ def _explain(args: argparse.Namespace) -> int:
     try:
         path = normalize_path(parts.path or "/")
     except PathError as exc:
-        print(f"decision: deny\nreason: bad_path ({exc}: the gateway answers 400)")
+        _emit(None, None, False, [_reason("bad_path", f"{exc}: the gateway answers 400")], args)
         return EXIT_USAGE
     control = AccessControl(config)
     route = control.route_for(host, path.match)
     if route is None:
-        print(f"route: (none)\ndecision: deny\nreason: no_route ({host}{path.match} -> 404)")
+        detail = f"no route serves {host}{path.match}: the gateway answers 404"
+        _emit(None, None, False, [_reason("no_route", detail)], args)
         return EXIT_USAGE
     access = control.decide(route, path.match, args.method, identity, datetime.now(UTC), host)
-    _print_access(access, args.json)
+    reasons = [_reason(r.code.value, r.detail, r.rule, r.values) for r in access.decision.reasons]
+    _emit(route.name, route.upstream, access.decision.allowed, reasons, args)
     return EXIT_OK if access.decision.allowed else EXIT_DENY
 
 
-def _print_access(access: Access, as_json: bool) -> None:
-    decision = access.decision
-    if as_json:
-        payload = {
-            "route": access.route.name,
-            "upstream": access.route.upstream,
-            "decision": "allow" if decision.allowed else "deny",
-            "reasons": [
-                {"code": r.code.value, "rule": r.rule, "detail": r.detail, "values": list(r.values)}
-                for r in decision.reasons
-            ],
-        }
+def _reason(
+    code: str, detail: str, rule: str = "", values: tuple[str, ...] = ()
+) -> dict[str, object]:
+    return {"code": code, "rule": rule, "detail": detail, "values": list(values)}
+
+
+def _emit(
+    route: str | None,
+    upstream: str | None,
+    allowed: bool,
+    reasons: list[dict[str, object]],
+    args: argparse.Namespace,
+) -> None:
+    """Print a verdict: ``route:``, ``decision:`` and ``reason: CODE RULE`` lines, or JSON."""
+    decision = "allow" if allowed else "deny"
+    if args.json:
+        payload = {"route": route, "upstream": upstream, "decision": decision, "reasons": reasons}
         print(json.dumps(payload, indent=2))
         return
-    print(f"route: {access.route.name}")
-    print(f"decision: {'allow' if decision.allowed else 'deny'}")
-    for reason in decision.reasons:
-        print(f"reason: {reason.code.value} {reason.rule}".rstrip())
-        if reason.detail:
-            print(f"  {reason.detail}")
+    print(f"route: {route or '(none)'}")
+    print(f"decision: {decision}")
+    for reason in reasons:
+        print(f"reason: {reason['code']} {reason['rule']}".rstrip())
+        if reason["detail"]:
+            print(f"  {reason['detail']}")
 
 
 def _identity_from_args(args: argparse.Namespace, config: GatewayConfig) -> Identity | None:
     if not args.user:
-        if args.org or args.org_id or args.email or args.pro:
-            raise ValueError("--org, --org-id, --email and --pro need --user")
+        if args.org or args.org_id or args.email or args.pro or args.token_role or args.scope:
+            raise ValueError(
+                "--org, --org-id, --email, --pro, --token-role and --scope need --user"
+            )
         return None
     orgs = [_org(spec, by_id=False) for spec in args.org]
     orgs += [_org(spec, by_id=True) for spec in args.org_id]

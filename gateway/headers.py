@@ -48,6 +48,27 @@ FORWARDING = frozenset(
 """Headers that describe the original request; clients must not choose them upstream."""
 
 ACCESS_TOKEN_HEADER = "X-Forwarded-Access-Token"  # noqa: S105 - a header name, not a secret
+ALWAYS_STRIPPED = frozenset(
+    {
+        "x-forwarded-user",
+        "x-forwarded-user-id",
+        "x-forwarded-email",
+        "x-forwarded-name",
+        "x-forwarded-groups",
+        "x-forwarded-preferred-username",
+        "x-gateway-assertion",
+        "x-auth-request-user",
+        "x-auth-request-email",
+        "x-auth-request-groups",
+        "x-auth-request-preferred-username",
+        "x-auth-request-access-token",
+        "remote-user",
+        "x-remote-user",
+    }
+)
+"""Identity headers other gateways (and our defaults) use. They are removed from client
+requests even when the configuration renames ours, so an upstream that still trusts a
+default name can never receive a client's forgery."""
 
 # Values are percent-encoded UTF-8 outside printable ASCII; '%' is encoded too so that
 # decoding is never ambiguous.
@@ -60,7 +81,13 @@ def canonical(name: str) -> str:
 
 
 def encode_value(value: str) -> str:
-    return quote(value, safe=_SAFE)
+    """Printable ASCII as is; everything else (and '%') as percent-encoded UTF-8."""
+    try:
+        return quote(value, safe=_SAFE)
+    except UnicodeEncodeError:
+        # A lone surrogate (valid JSON, invalid UTF-8) becomes U+FFFD, not a 500.
+        cleaned = "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in value)
+        return quote(cleaned, safe=_SAFE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +108,7 @@ class IdentityHeaders:
         return (
             frozenset(canonical(n) for n in (*names, self.assertion_header, ACCESS_TOKEN_HEADER))
             | FORWARDING
+            | ALWAYS_STRIPPED
         )
 
     def render(self, identity: Identity | None, route: str) -> list[Pair]:
@@ -193,13 +221,16 @@ def client_facts(
     forwarded_for: str | None,
     forwarded_proto: str | None,
     trusted: TrustedProxies,
+    forwarded_host: str | None = None,
 ) -> tuple[ClientFacts, str]:
-    """The client's address and scheme, and the X-Forwarded-For chain to send upstream.
+    """The client's address, scheme and host, and the X-Forwarded-For chain to send upstream.
 
-    Only a trusted peer may extend the chain or say the original scheme; otherwise the
-    chain starts at the peer and the scheme is the connection's own.
+    Only a trusted peer may extend the chain or say the original scheme and host; otherwise
+    the chain starts at the peer and scheme and host are the connection's own.
     """
     peer_ip = peer or ""
+    if trusted.trusts(peer) and forwarded_host:
+        host = forwarded_host.rsplit(",", 1)[-1].strip() or host
     if trusted.trusts(peer) and forwarded_for:
         chain = [p.strip() for p in forwarded_for.split(",") if p.strip()]
         client_ip = _first_untrusted(chain, trusted) or peer_ip

@@ -50,9 +50,19 @@ class Provider(Protocol):
         ...
 
     async def exchange_code(
-        self, *, code: str, code_verifier: str, redirect_uri: str, nonce: str, now: float
+        self,
+        *,
+        code: str,
+        code_verifier: str,
+        redirect_uri: str,
+        nonce: str,
+        scopes: Sequence[str],
+        now: float,
     ) -> LoginResult:
-        """Redeem a code, verify the ID token and read the user's full identity."""
+        """Redeem a code, verify the ID token and read the user's full identity.
+
+        ``scopes`` are the ones the authorization asked for: the granted set when the
+        token response does not say (RFC 6749 §5.1)."""
         ...
 
     async def refresh(self, refresh_token: str, scopes: frozenset[str], now: float) -> TokenSet:

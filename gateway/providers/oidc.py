@@ -152,7 +152,14 @@ class OIDCProvider:
     # ------------------------------------------------------------------ tokens
 
     async def exchange_code(
-        self, *, code: str, code_verifier: str, redirect_uri: str, nonce: str, now: float
+        self,
+        *,
+        code: str,
+        code_verifier: str,
+        redirect_uri: str,
+        nonce: str,
+        scopes: Sequence[str],
+        now: float,
     ) -> LoginResult:
         form = {
             "grant_type": "authorization_code",
@@ -162,7 +169,7 @@ class OIDCProvider:
             "code_verifier": code_verifier,
         }
         body = await self._token_request(form, failure=LoginError)
-        tokens = self._token_set(body, now, requested=self._config.scopes)
+        tokens = self._token_set(body, now, requested=scopes)
         id_token = body.get("id_token")
         if not isinstance(id_token, str):
             raise LoginError("invalid_id_token", "the provider returned no ID token")

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from gateway.access import AccessControl
-from gateway.assertion import AssertionSigner
+from gateway.assertion import AssertionCache, AssertionSigner
 from gateway.config import GatewayConfig
 from gateway.headers import IdentityHeaders, TrustedProxies
 from gateway.providers.base import Provider
@@ -83,6 +83,11 @@ class GatewayContext:
     def gateway_cookies(self) -> frozenset[str]:
         """Cookie names never forwarded upstream and never settable by an upstream."""
         return frozenset({self.cookies.name, self.config.session.cookie_name, LOGIN_COOKIE})
+
+    @cached_property
+    def assertions(self) -> AssertionCache:
+        """Signed assertions re-used per session and route while fresh (signing is costly)."""
+        return AssertionCache(self.signer)
 
     @cached_property
     def owned_headers(self) -> frozenset[str]:

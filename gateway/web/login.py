@@ -57,7 +57,13 @@ async def login(request: web.Request, ctx: GatewayContext) -> web.StreamResponse
     target = _target(ctx, request.query)
     org_ids = _extra(request.query.getall("org", []), _ORG_ID)
     extra_scopes = _extra(request.query.getall("scope", []), _SCOPE)
-    scopes = tuple(dict.fromkeys((*ctx.config.provider.scopes, *extra_scopes)))
+    try:
+        # A re-consent keeps what this browser's session was already granted, so two tools
+        # that each need an extra scope do not take turns revoking each other's.
+        kept = await _granted_scopes(request, ctx) if extra_scopes or org_ids else ()
+    except StoreError:
+        return _unavailable(request, "The session store is unavailable; try again shortly.")
+    scopes = tuple(dict.fromkeys((*ctx.config.provider.scopes, *kept, *extra_scopes)))
     binding = request.cookies.get(LOGIN_COOKIE, "")
     if not _BINDING.match(binding):
         binding = new_login_binding()
@@ -96,6 +102,13 @@ async def login(request: web.Request, ctx: GatewayContext) -> web.StreamResponse
         samesite=ctx.cookies.login_samesite,
     )
     return response
+
+
+async def _granted_scopes(request: web.Request, ctx: GatewayContext) -> tuple[str, ...]:
+    loaded = await ctx.sessions.load(request.cookies.get(ctx.cookies.name))
+    if loaded is None:
+        return ()
+    return tuple(sorted(s for s in loaded.record.identity.scopes if _SCOPE.match(s)))
 
 
 def _extra(values: list[str], pattern: re.Pattern[str]) -> tuple[str, ...]:
@@ -162,6 +175,7 @@ async def _redeem(
         code_verifier=pending.code_verifier,
         redirect_uri=ctx.callback_url,
         nonce=pending.nonce,
+        scopes=pending.scopes or ctx.config.provider.scopes,
         now=ctx.clock(),
     )
 

@@ -60,6 +60,7 @@ async def _guarded(
     now = datetime.fromtimestamp(ctx.clock(), UTC)
     anonymous = ctx.access.decide(route, path.match, request.method, None, now, host)
     identity: Identity | None = None
+    session_key = ""
     access_token = ""
     if not anonymous.decision.allowed:
         try:
@@ -93,9 +94,11 @@ async def _guarded(
                 "This request came from another site and carries your session; it was refused.",
                 identity=identity,
             )
-        if _passes_access_token(ctx, route) and resolved.session is not None:
-            access_token = ctx.sessions.tokens(resolved.session.record).access_token
-    return await _forward(request, ctx, route, path, query, identity, access_token)
+        if resolved.session is not None:
+            session_key = resolved.session.key
+            if _passes_access_token(ctx, route):
+                access_token = ctx.sessions.tokens(resolved.session.record).access_token
+    return await _forward(request, ctx, route, path, query, identity, session_key, access_token)
 
 
 def _passes_access_token(ctx: GatewayContext, route: RouteConfig) -> bool:
@@ -178,6 +181,7 @@ async def _forward(
     path: NormalPath,
     query: str,
     identity: Identity | None,
+    session_key: str,
     access_token: str,
 ) -> web.StreamResponse:
     headers = filter_request_headers(
@@ -188,7 +192,7 @@ async def _forward(
     headers.extend(ctx.identity_headers.render(identity, route.name))
     assertion = ""
     if identity is not None:
-        assertion = ctx.signer.sign(identity, route.name, ctx.clock())
+        assertion = ctx.assertions.get(session_key, identity, route.name, ctx.clock())
     headers.append((ctx.config.identity.assertion.header, assertion))
     headers.append((ACCESS_TOKEN_HEADER, access_token))
     facts, chain = client_facts(
@@ -197,6 +201,7 @@ async def _forward(
         host=request.host,
         forwarded_for=_joined(request, "X-Forwarded-For"),
         forwarded_proto=_joined(request, "X-Forwarded-Proto"),
+        forwarded_host=_joined(request, "X-Forwarded-Host"),
         trusted=ctx.trusted,
     )
     headers.extend(forwarding_headers(chain, facts))

@@ -98,7 +98,7 @@ def test_check_config_never_shows_a_traceback(
         path.write_bytes(content)
     code, out, err = _run(["check-config", str(path)], capsys)
     assert (code, out) == (2, "")
-    assert err.splitlines()[0] == f"{path}: invalid configuration (1 problems)"
+    assert err.splitlines()[0] == f"{path}: invalid configuration (1 problem)"
     assert err.splitlines()[1].startswith(f"  {path}: ")
     assert problem in err.splitlines()[1]
 
@@ -397,6 +397,10 @@ def test_explain_json_output_parses(
         ),
         pytest.param(["/grafana", "--org", "acme:write"], None, "need --user", id="org, no user"),
         pytest.param(["/grafana", "--pro"], None, "need --user", id="pro without a user"),
+        pytest.param(
+            ["/grafana", "--token-role", "read"], None, "need --user", id="token role, no user"
+        ),
+        pytest.param(["/grafana", "--scope", "x"], None, "need --user", id="scope without a user"),
         pytest.param(["http://[::1/grafana"], None, "invalid URL", id="malformed URL"),
         pytest.param(["http://tools.example.com:99999/"], None, "invalid URL", id="bad port"),
     ],
@@ -479,3 +483,25 @@ def test_the_installed_console_script_runs(tmp_path: Path) -> None:
     )
     assert (result.returncode, result.stderr) == (0, "")
     assert result.stdout == f"{path}: ok (1 routes, 0 policies, store memory)\n"
+
+
+@pytest.mark.parametrize(
+    ("url", "code"),
+    [
+        pytest.param("https://tools.example.com/nowhere", "no_route", id="no route"),
+        pytest.param("https://tools.example.com/a%2fb", "bad_path", id="refused path"),
+    ],
+)
+def test_explain_json_reports_no_route_and_refused_paths_as_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], url: str, code: str
+) -> None:
+    """--json stays machine-readable when there is no decision to explain (exit 2)."""
+    raw = minimal_raw_config()
+    raw["routes"][0]["path"] = "/grafana"
+    path = write_yaml(tmp_path / "gateway.yaml", raw)
+    exit_code, out, _ = _run(["explain", "-c", str(path), url, "--json"], capsys)
+    assert exit_code == 2
+    verdict = json.loads(out)
+    assert verdict["route"] is None
+    assert verdict["decision"] == "deny"
+    assert [r["code"] for r in verdict["reasons"]] == [code]

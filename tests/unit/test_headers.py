@@ -473,3 +473,47 @@ def test_forwarding_headers_are_the_chain_scheme_and_host() -> None:
         ("X-Forwarded-Proto", "https"),
         ("X-Forwarded-Host", "tools.example.com"),
     ]
+
+
+@pytest.mark.parametrize(
+    "name", ["X-Forwarded-User", "x_forwarded_email", "X-Auth-Request-User", "Remote-User"]
+)
+def test_default_identity_names_are_stripped_even_when_the_config_renames_ours(name: str) -> None:
+    """An upstream that still trusts a default header name never sees a client's forgery."""
+    custom = IdentityHeaders.from_config({"X-Tool-User": "{username}"}, "X-Tool-Assertion")
+    kept = filter_request_headers(
+        [(name, "mallory"), ("X-Other", "1")], owned=custom.owned, drop_cookies=frozenset()
+    )
+    assert kept == [("X-Other", "1")]
+
+
+def test_a_lone_surrogate_in_an_identity_value_becomes_a_replacement_character() -> None:
+    """A value JSON allowed but UTF-8 cannot encode is sent as U+FFFD, never a crash."""
+    headers = IdentityHeaders.from_config({"X-Name": "{name}"}, "X-Gateway-Assertion")
+    who = Identity(sub="1", username="eve", name="Eve \ud800")
+    assert headers.render(who, "r") == [("X-Name", "Eve %EF%BF%BD")]
+
+
+def test_a_trusted_proxy_may_name_the_original_host_and_others_may_not() -> None:
+    """X-Forwarded-Host is believed from a trusted peer only (its rightmost entry)."""
+    trusted = TrustedProxies.parse(["10.0.0.0/8"])
+    facts, _ = client_facts(
+        peer="10.0.0.5",
+        scheme="http",
+        host="gw:8080",
+        forwarded_for=None,
+        forwarded_proto=None,
+        forwarded_host="evil.example, tools.example.com",
+        trusted=trusted,
+    )
+    assert facts.host == "tools.example.com"
+    facts, _ = client_facts(
+        peer="192.0.2.1",
+        scheme="http",
+        host="gw:8080",
+        forwarded_for=None,
+        forwarded_proto=None,
+        forwarded_host="evil.example",
+        trusted=trusted,
+    )
+    assert facts.host == "gw:8080"
