@@ -118,10 +118,19 @@ def path_under(path: str, prefix: str) -> bool:
 
 
 def strip_path_prefix(path: str, prefix: str) -> str:
-    """The part of ``path`` below ``prefix`` (which ``path`` must be under), always rooted."""
-    base = prefix.rstrip("/")
-    rest = path[len(base) :]
-    return rest if rest.startswith("/") else "/" + rest
+    """The part of a normalised path below ``prefix`` (which it must be under), rooted.
+
+    Works on the forwarded form too: a ``;params`` segment counts as the segment it names,
+    so ``/app;v=1/x`` below ``/app`` is ``/x``.
+    """
+    drop = sum(1 for segment in prefix.split("/") if segment)
+    kept: list[str] = []
+    for segment in path.split("/")[1:]:
+        if drop and segment.split(";", 1)[0]:
+            drop -= 1
+            continue
+        kept.append(segment)
+    return "/" + "/".join(kept)
 
 
 def normalize_host(host: str) -> str:

@@ -62,7 +62,9 @@ async def login(request: web.Request, ctx: GatewayContext) -> web.StreamResponse
         # that each need an extra scope do not take turns revoking each other's.
         kept = await _granted_scopes(request, ctx) if extra_scopes or org_ids else ()
     except StoreError:
-        return _unavailable(request, "The session store is unavailable; try again shortly.")
+        return responses.unavailable(
+            request, "The session store is unavailable; try again shortly."
+        )
     scopes = tuple(dict.fromkeys((*ctx.config.provider.scopes, *kept, *extra_scopes)))
     binding = request.cookies.get(LOGIN_COOKIE, "")
     if not _BINDING.match(binding):
@@ -88,9 +90,13 @@ async def login(request: web.Request, ctx: GatewayContext) -> web.StreamResponse
             org_ids=org_ids,
         )
     except StoreError:
-        return _unavailable(request, "The session store is unavailable; try again shortly.")
+        return responses.unavailable(
+            request, "The session store is unavailable; try again shortly."
+        )
     except ProviderError:
-        return _unavailable(request, "Hugging Face cannot be reached right now; try again shortly.")
+        return responses.unavailable(
+            request, "Hugging Face cannot be reached right now; try again shortly."
+        )
     response = responses.redirect(url)
     response.set_cookie(
         LOGIN_COOKIE,
@@ -124,7 +130,9 @@ async def callback(request: web.Request, ctx: GatewayContext) -> web.StreamRespo
     try:
         pending = await ctx.sessions.finish_login(state)
     except StoreError:
-        return _unavailable(request, "The session store is unavailable; try again shortly.")
+        return responses.unavailable(
+            request, "The session store is unavailable; try again shortly."
+        )
     if pending is None:
         return _login_failed(
             request, ctx, 400, "This sign-in link has expired or was already used."
@@ -141,13 +149,17 @@ async def callback(request: web.Request, ctx: GatewayContext) -> web.StreamRespo
         log.warning("login failed: %s", exc.code)
         return _login_failed(request, ctx, 400, exc.message, pending.redirect_to, exc.code)
     except ProviderError:
-        return _unavailable(request, "Hugging Face could not be reached to finish signing in.")
+        return responses.unavailable(
+            request, "Hugging Face could not be reached to finish signing in."
+        )
     try:
         cookie = await ctx.sessions.create(
             result.identity, result.tokens, previous_cookie=request.cookies.get(ctx.cookies.name)
         )
     except StoreError:
-        return _unavailable(request, "The session store is unavailable; try again shortly.")
+        return responses.unavailable(
+            request, "The session store is unavailable; try again shortly."
+        )
     log.info("signed in %s", result.identity.username)
     response = _go_to(ctx, pending.redirect_to)
     set_session_cookie(response, ctx, cookie)
@@ -237,23 +249,12 @@ def _login_failed(
     )
 
 
-def _unavailable(request: web.Request, message: str) -> web.Response:
-    return responses.error(
-        request,
-        503,
-        "unavailable",
-        "Temporarily unavailable",
-        message,
-        headers={"Retry-After": "5"},
-    )
-
-
 async def logout(request: web.Request, ctx: GatewayContext) -> web.StreamResponse:
     """Delete the session server-side and clear the cookie; a copied cookie stops working."""
     try:
         identity = await ctx.sessions.destroy(request.cookies.get(ctx.cookies.name))
     except StoreError:
-        return _unavailable(
+        return responses.unavailable(
             request, "The session store is unavailable; you are not signed out yet."
         )
     if identity is not None:

@@ -21,7 +21,7 @@ from gateway.headers import (
     forwarding_headers,
 )
 from gateway.identity import Identity
-from gateway.routing import NormalPath, normalize_host, normalize_path
+from gateway.routing import NormalPath, normalize_host, normalize_path, strip_path_prefix
 from gateway.web import endpoints, responses
 from gateway.web.context import GATEWAY, GATEWAY_PREFIX, GatewayContext
 from gateway.web.proxy import UpstreamError, forward_http, forward_websocket, is_websocket
@@ -67,10 +67,12 @@ async def _guarded(
             resolved = await request.app[RESOLVER].resolve(request.cookies.get(ctx.cookies.name))
         except StoreError as exc:
             log.error("session store unavailable: %s", exc)
-            return _unavailable(request, "The session store is unavailable.")
+            return responses.unavailable(request, "The session store is unavailable.")
         except ProviderError as exc:
             log.error("identity provider unavailable: %s", exc)
-            return _unavailable(request, "Hugging Face could not be reached to check your access.")
+            return responses.unavailable(
+                request, "Hugging Face could not be reached to check your access."
+            )
         identity = resolved.identity
         access = ctx.access.decide(route, path.match, request.method, identity, now, host)
         target = original_target(ctx, request, host, path, query)
@@ -105,17 +107,6 @@ def _passes_access_token(ctx: GatewayContext, route: RouteConfig) -> bool:
     if route.pass_access_token is not None:
         return route.pass_access_token
     return ctx.config.identity.pass_access_token
-
-
-def _unavailable(request: web.Request, message: str) -> web.Response:
-    return responses.error(
-        request,
-        503,
-        "unavailable",
-        "Temporarily unavailable",
-        message,
-        headers={"Retry-After": "5"},
-    )
 
 
 def _same_site_request(request: web.Request, ctx: GatewayContext) -> bool:
@@ -159,21 +150,6 @@ def original_target(
     return f"{ctx.config.server.public_scheme}://{request.host}{local}"
 
 
-def upstream_path(route: RouteConfig, path: NormalPath) -> str:
-    """The path sent upstream: the normalised path, minus the route prefix if stripped."""
-    if not route.strip_prefix:
-        return path.forward
-    drop = len([s for s in route.path.split("/") if s])
-    segments = path.forward.split("/")[1:]
-    kept: list[str] = []
-    for segment in segments:
-        if drop and segment.split(";", 1)[0]:
-            drop -= 1
-            continue
-        kept.append(segment)
-    return "/" + "/".join(kept)
-
-
 async def _forward(
     request: web.Request,
     ctx: GatewayContext,
@@ -205,7 +181,7 @@ async def _forward(
         trusted=ctx.trusted,
     )
     headers.extend(forwarding_headers(chain, facts))
-    target = upstream_path(route, path)
+    target = strip_path_prefix(path.forward, route.path) if route.strip_prefix else path.forward
     try:
         if is_websocket(request):
             if not route.websockets:

@@ -125,6 +125,18 @@ def error(
     return json_response(status, payload, **(headers or {}), **{"X-Request-Id": rid})
 
 
+def unavailable(request: web.Request, message: str) -> web.Response:
+    """503: a dependency (store, provider) failed; nothing was let through. Retry soon."""
+    return error(
+        request,
+        503,
+        "unavailable",
+        "Temporarily unavailable",
+        message,
+        headers={"Retry-After": "5"},
+    )
+
+
 def unauthenticated(request: web.Request, ctx: GatewayContext, target: str) -> web.Response:
     """Browsers: 302 to the sign-in page. Everyone else: 401 JSON with the login URL."""
     url = sign_in_url(ctx, target)

@@ -179,6 +179,9 @@ def test_path_under_compares_on_segment_boundaries(path: str, prefix: str, under
         pytest.param("/grafana/x", "/grafana/", "/x", id="slash-ended prefix"),
         pytest.param("/x/y", "/", "/x/y", id="root prefix"),
         pytest.param("/a/b/", "/a", "/b/", id="trailing slash kept"),
+        pytest.param("/app;v=1/x", "/app", "/x", id="a parameter on the prefix segment"),
+        pytest.param("/a/b;k/c", "/a/b", "/c", id="a parameter deeper in the prefix"),
+        pytest.param("/a/x;k", "/a", "/x;k", id="parameters below the prefix are kept"),
     ],
 )
 def test_strip_path_prefix_keeps_the_rest_rooted(path: str, prefix: str, rest: str) -> None:
