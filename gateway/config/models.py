@@ -1,0 +1,392 @@
+"""The configuration's sections as frozen pydantic models (DESIGN.md §4). Pure."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    BaseModel,
+    Discriminator,
+    Field,
+    SecretStr,
+    Tag,
+    field_validator,
+    model_validator,
+)
+
+from gateway.config.values import (
+    HEADER_FIELDS,
+    HEADER_TOKEN,
+    HOSTNAME,
+    MODEL_CONFIG,
+    ROUTE_NAME,
+    Duration,
+    SecretTuple,
+    StrTuple,
+    check_header_name,
+    check_http_url,
+    check_listen,
+    template_fields,
+)
+from gateway.errors import PathError
+from gateway.policy import BUILTIN_POLICIES, Policy
+from gateway.routing import normalize_path, path_under
+
+
+class ServerConfig(BaseModel):
+    model_config = MODEL_CONFIG
+
+    listen: str = "0.0.0.0:8080"  # noqa: S104 - a gateway in a container listens on all interfaces
+    public_url: str = Field(
+        description="External origin; callback = {public_url}/_gateway/callback"
+    )
+    trusted_proxies: StrTuple = ()
+    metrics_listen: str | None = "127.0.0.1:9090"
+    workers: int = Field(default=1, ge=1, le=64)
+    allowed_redirect_hosts: StrTuple = ()
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        return check_listen(value)
+
+    @field_validator("metrics_listen")
+    @classmethod
+    def _metrics_listen(cls, value: str | None) -> str | None:
+        return None if value is None else check_listen(value)
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str) -> str:
+        value = check_http_url(value)
+        parts = urlsplit(value)
+        if parts.path not in ("", "/") or parts.query or parts.fragment:
+            raise ValueError("must be an origin without a path, query or fragment")
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _cidrs(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for cidr in value:
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError:
+                raise ValueError(f"{cidr!r} is not an IP address or CIDR") from None
+        return value
+
+    @field_validator("allowed_redirect_hosts")
+    @classmethod
+    def _redirect_hosts(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(_check_host_pattern(h) for h in value)
+
+    @property
+    def public_scheme(self) -> str:
+        return urlsplit(self.public_url).scheme
+
+    @property
+    def public_host(self) -> str:
+        return urlsplit(self.public_url).hostname or ""
+
+
+class ProviderConfig(BaseModel):
+    model_config = MODEL_CONFIG
+
+    kind: Literal["huggingface", "oidc"] = "huggingface"
+    issuer: str = "https://huggingface.co"
+    client_id: str = Field(min_length=1)
+    client_secret: SecretStr | None = None
+    scopes: StrTuple = ("openid", "profile", "email", "read-memberships")
+    org_ids: StrTuple = ()
+    api_url: str = "https://huggingface.co"
+    groups_claim: str = "groups"
+
+    @field_validator("issuer", "api_url")
+    @classmethod
+    def _urls(cls, value: str) -> str:
+        return check_http_url(value)
+
+    @field_validator("scopes")
+    @classmethod
+    def _scopes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if "openid" not in value:
+            raise ValueError("must include openid (the gateway verifies an ID token)")
+        bad = [s for s in value if not s or any(c.isspace() for c in s)]
+        if bad:
+            raise ValueError(f"invalid scope {bad[0]!r}")
+        return value
+
+
+class SentinelConfig(BaseModel):
+    model_config = MODEL_CONFIG
+
+    master: str = Field(min_length=1)
+    nodes: StrTuple = Field(min_length=1)
+    password: SecretStr | None = None
+
+    @field_validator("nodes")
+    @classmethod
+    def _nodes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(check_listen(v) for v in value)
+
+
+class SessionConfig(BaseModel):
+    model_config = MODEL_CONFIG
+
+    store: Literal["redis", "memory"] = "memory"
+    redis_url: SecretStr | None = None
+    redis_sentinel: SentinelConfig | None = None
+    redis_cluster: bool = False
+    redis_prefix: str = "hfgw:"
+    secret: SecretTuple = Field(description=">= 32 bytes; a list rotates: the first signs")
+    cookie_name: str = "hf_gateway"
+    cookie_domain: str | None = None
+    cookie_samesite: Literal["lax", "strict", "none"] = "lax"
+    idle_timeout: Duration = 8 * 3600
+    max_lifetime: Duration = 7 * 86400
+    revalidate_after: Duration = 300
+
+    @field_validator("secret")
+    @classmethod
+    def _secret(cls, value: tuple[SecretStr, ...]) -> tuple[SecretStr, ...]:
+        if not value:
+            raise ValueError("at least one secret is required")
+        for secret in value:
+            size = len(secret.get_secret_value().encode())
+            if size < 32:
+                raise ValueError(f"must be at least 32 bytes (one is {size})")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            scheme = urlsplit(value.get_secret_value()).scheme
+            if scheme not in ("redis", "rediss", "unix"):
+                raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @field_validator("cookie_name")
+    @classmethod
+    def _cookie_name(cls, value: str) -> str:
+        if not HEADER_TOKEN.match(value) or value.startswith("__"):
+            raise ValueError("must be a cookie name token (letters, digits, - and _)")
+        return value
+
+    @field_validator("cookie_domain")
+    @classmethod
+    def _cookie_domain(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        bare = value.lower().lstrip(".")
+        if not HOSTNAME.match(bare) or "." not in bare:
+            raise ValueError("must be a domain such as .example.com")
+        return "." + bare
+
+    @field_validator("redis_prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        if not value or any(c.isspace() for c in value):
+            raise ValueError("must be a non-empty string without spaces")
+        return value
+
+
+class AssertionConfig(BaseModel):
+    model_config = MODEL_CONFIG
+
+    header: str = "X-Gateway-Assertion"
+    ttl: Duration = 60
+    signing_key_file: str | None = None
+
+    @field_validator("header")
+    @classmethod
+    def _header(cls, value: str) -> str:
+        check_header_name(value)
+        return value
+
+    @field_validator("ttl")
+    @classmethod
+    def _ttl(cls, value: int) -> int:
+        if not 1 <= value <= 3600:
+            raise ValueError("must be between 1s and 1h")
+        return value
+
+
+DEFAULT_IDENTITY_HEADERS: dict[str, str] = {
+    "X-Forwarded-User": "{username}",
+    "X-Forwarded-User-Id": "{sub}",
+    "X-Forwarded-Email": "{email}",
+    "X-Forwarded-Name": "{name}",
+    "X-Forwarded-Groups": "{orgs}",
+}
+
+
+class IdentityConfig(BaseModel):
+    model_config = MODEL_CONFIG
+
+    headers: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_IDENTITY_HEADERS))
+    assertion: AssertionConfig = Field(default_factory=AssertionConfig)
+    pass_access_token: bool = False
+
+    @field_validator("headers")
+    @classmethod
+    def _headers(cls, value: dict[str, str]) -> dict[str, str]:
+        seen: dict[str, str] = {}
+        for name, template in value.items():
+            check_header_name(name)
+            key = name.lower().replace("_", "-")  # how the gateway compares header names
+            if key in seen:
+                raise ValueError(f"{name} is listed twice (also as {seen[key]})")
+            seen[key] = name
+            try:
+                fields = template_fields(template)
+            except ValueError as exc:
+                raise ValueError(f"{name}: {exc}") from None
+            unknown = [f for f in fields if f not in HEADER_FIELDS]
+            if unknown:
+                raise ValueError(
+                    f"{name}: unknown field {{{unknown[0]}}}; use one of {', '.join(HEADER_FIELDS)}"
+                )
+        return value
+
+    @model_validator(mode="after")
+    def _distinct_from_assertion(self) -> IdentityConfig:
+        reserved = {
+            self.assertion.header.lower().replace("_", "-"): "identity.assertion.header",
+            "x-forwarded-access-token": "pass_access_token",
+        }
+        for name in self.headers:
+            owner = reserved.get(name.lower().replace("_", "-"))
+            if owner:
+                raise ValueError(f"@headers: {name} is already set by {owner}")
+        return self
+
+
+def _policy_kind(value: Any) -> str | None:
+    if isinstance(value, str):
+        return "<policy-name>"
+    # None (neither a name nor a mapping) makes pydantic report union_tag_not_found,
+    # which reads "must be a policy name or an inline policy" rather than "must be a mapping".
+    return "<policy-inline>" if isinstance(value, Mapping) else None
+
+
+PolicyRef = Annotated[
+    Annotated[str, Tag("<policy-name>")] | Annotated[Policy, Tag("<policy-inline>")],
+    Discriminator(_policy_kind),
+]
+
+
+class RouteConfig(BaseModel):
+    model_config = MODEL_CONFIG
+
+    name: str
+    host: str | None = None
+    path: str = "/"
+    upstream: str
+    strip_prefix: bool = False
+    preserve_host: bool = True
+    policy: PolicyRef
+    public_paths: StrTuple = ()
+    websockets: bool = True
+    connect_timeout: Duration = 5
+    read_timeout: Duration = 60
+    pass_access_token: bool | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not ROUTE_NAME.match(value):
+            raise ValueError("must be 1-63 letters, digits, '.', '_' or '-'")
+        return value
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str | None) -> str | None:
+        return None if value is None else _check_host_pattern(value)
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        return _check_config_path(value)
+
+    @field_validator("public_paths")
+    @classmethod
+    def _public_paths(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(_check_config_path(v) for v in value)
+
+    @model_validator(mode="after")
+    def _public_paths_inside(self) -> RouteConfig:
+        for public in self.public_paths:
+            if not path_under(public, self.path):
+                raise ValueError(
+                    f"@public_paths: {public} is outside the route's path {self.path} "
+                    "and could never match"
+                )
+        return self
+
+    @field_validator("upstream")
+    @classmethod
+    def _upstream(cls, value: str) -> str:
+        if value.startswith("unix:"):
+            if not value[len("unix:") :].startswith("/"):
+                raise ValueError("a unix socket upstream must be unix:/absolute/path.sock")
+            return value
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https"):
+            raise ValueError(f"upstream {value!r} has no http:// or https:// scheme")
+        if not parts.hostname:
+            raise ValueError(f"upstream {value!r} has no host")
+        if parts.query or parts.fragment:
+            raise ValueError("upstream must not have a query or fragment")
+        return value.rstrip("/")
+
+
+def _check_host_pattern(value: str) -> str:
+    host = value.lower()
+    bare = host[2:] if host.startswith("*.") else host
+    if not HOSTNAME.match(bare):
+        raise ValueError(f"{value!r} is not a host name or *.domain pattern (no port, no scheme)")
+    return host
+
+
+def _check_config_path(value: str) -> str:
+    if not value.startswith("/"):
+        raise ValueError(f"{value!r} must start with '/'")
+    try:
+        normal = normalize_path(value)
+    except PathError as exc:
+        raise ValueError(f"{value!r}: {exc}") from None
+    return normal.match
+
+
+class GatewayConfig(BaseModel):
+    """The whole, validated configuration. Build it with parse_config or load_config."""
+
+    model_config = MODEL_CONFIG
+
+    server: ServerConfig
+    provider: ProviderConfig
+    session: SessionConfig
+    identity: IdentityConfig = Field(default_factory=IdentityConfig)
+    policy_files: StrTuple = ()
+    policies: dict[str, Policy] = Field(default_factory=dict)
+    routes: tuple[RouteConfig, ...] = Field(min_length=1)
+
+    def policy_for(self, route: RouteConfig) -> Policy:
+        """The policy object a route uses (named, built-in or inline)."""
+        if isinstance(route.policy, Policy):
+            return route.policy
+        return self.policies.get(route.policy) or BUILTIN_POLICIES[route.policy]
+
+    def redacted(self) -> dict[str, Any]:
+        """The configuration as JSON-able data with every secret masked."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def config_json_schema() -> dict[str, Any]:
+    """JSON Schema of the YAML file, for editors (``hf-gateway schema``)."""
+    schema = GatewayConfig.model_json_schema(by_alias=True)
+    schema["title"] = "hf-gateway configuration"
+    return schema
