@@ -5,6 +5,8 @@ from __future__ import annotations
 import jwt
 from yarl import URL
 
+from gateway.devtools.fake_hf import FakeClient, FakeHF
+from tests.integration.conftest import StartGateway
 from tests.support.harness import API, BROWSER, GatewayHarness
 
 
@@ -77,3 +79,23 @@ async def test_userinfo_shows_the_identity_and_never_tokens(gateway: GatewayHarn
             text = await r.text()
         assert '"username": "alice"' in text
         assert "hf_oauth" not in text and "token" not in text.lower()
+
+
+async def test_a_public_pkce_client_without_a_secret_signs_in(
+    start_gateway: StartGateway, fake_hf: FakeHF
+) -> None:
+    """With no client_secret the gateway authenticates by PKCE alone: no Basic header."""
+    fake_hf.clients["public-app"] = FakeClient(
+        client_id="public-app",
+        client_secret=None,
+        redirect_uris=["http://127.0.0.1:8080/_gateway/callback"],
+    )
+    gateway = await start_gateway({"provider": {"client_id": "public-app", "client_secret": None}})
+    async with gateway.browser() as http:
+        await gateway.sign_in(http, "alice")
+        async with http.get(f"{gateway.url}/api/echo", headers=API) as response:
+            assert response.status == 200
+    exchange = fake_hf.token_requests[-1]
+    assert exchange["client_id"] == "public-app"
+    assert exchange["auth"] != "basic"
+    assert exchange["form"]["code_verifier"]
