@@ -13,15 +13,15 @@ from typing import Any
 
 import yaml
 
-from gateway.config.models import GatewayConfig
+from gateway.config.models import SECRET_FILE_KEYS, GatewayConfig
 from gateway.config.parse import parse_config
 from gateway.errors import ConfigError
 
-_VAR = re.compile(r"\$(\$|\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\})")
-_SECRET_FILE_KEYS = {
-    "provider": ("client_secret",),
-    "session": ("secret", "redis_url"),
+SECRET_FILE_SECTIONS = {
+    "provider": SECRET_FILE_KEYS["ProviderConfig"],
+    "session": SECRET_FILE_KEYS["SessionConfig"],
 }
+_VAR = re.compile(r"\$(\$|\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\})")
 
 
 def interpolate(value: Any, environ: Mapping[str, str], path: str, problems: list[str]) -> Any:
@@ -191,7 +191,7 @@ def _merge_one_policy_file(
 
 
 def _read_secret_files(raw: dict[str, Any], base: Path, problems: list[str]) -> None:
-    for section, keys in _SECRET_FILE_KEYS.items():
+    for section, keys in SECRET_FILE_SECTIONS.items():
         values = raw.get(section)
         if not isinstance(values, dict):
             continue

@@ -389,4 +389,27 @@ def config_json_schema() -> dict[str, Any]:
     """JSON Schema of the YAML file, for editors (``hf-gateway schema``)."""
     schema = GatewayConfig.model_json_schema(by_alias=True)
     schema["title"] = "hf-gateway configuration"
+    _add_secret_file_keys(schema)
     return schema
+
+
+SECRET_FILE_KEYS: dict[str, tuple[str, ...]] = {
+    "ProviderConfig": ("client_secret",),
+    "SessionConfig": ("secret", "redis_url"),
+}
+"""Keys that also accept ``<key>_file`` (read by load_config before validation)."""
+
+
+def _add_secret_file_keys(schema: dict[str, Any]) -> None:
+    """Teach editors the ``*_file`` variants, which the models never see: load_config has
+    already replaced them by the file's content."""
+    for model, keys in SECRET_FILE_KEYS.items():
+        definition = schema["$defs"][model]
+        for key in keys:
+            definition["properties"][f"{key}_file"] = {
+                "type": "string" if key != "secret" else ["string", "array"],
+                "description": f"a file holding {key} (instead of {key} itself)",
+            }
+            required = definition.get("required", [])
+            if key in required:
+                required.remove(key)

@@ -1258,3 +1258,12 @@ def test_the_json_schema_accepts_the_one_item_forms(definition: str, key: str) -
     kinds = [option.get("type", option.get("$ref")) for option in prop["anyOf"]]
     assert "array" in kinds
     assert len([kind for kind in kinds if kind not in ("array", "null")]) == 1
+
+
+def test_the_schema_knows_the_secret_file_variants() -> None:
+    """Editors accept client_secret_file, secret_file and redis_url_file, and do not demand
+    session.secret when secret_file stands in for it."""
+    defs = config_json_schema()["$defs"]
+    assert "client_secret_file" in defs["ProviderConfig"]["properties"]
+    assert {"secret_file", "redis_url_file"} <= set(defs["SessionConfig"]["properties"])
+    assert "secret" not in defs["SessionConfig"].get("required", [])
