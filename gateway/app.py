@@ -24,11 +24,12 @@ from gateway.providers.base import Provider
 from gateway.providers.huggingface import HuggingFaceProvider
 from gateway.providers.oidc import METADATA_MAX_AGE, OIDCProvider
 from gateway.routing import RedirectPolicy
-from gateway.session.manager import SessionManager
+from gateway.session.cache import WarmCache
+from gateway.session.manager import LoadedSession, SessionManager
 from gateway.session.memory import MemoryStore
 from gateway.session.model import SessionKeys, SessionTimes
 from gateway.session.redis import RedisStore
-from gateway.session.store import SessionStore
+from gateway.session.store import InvalidationSource, SessionStore
 from gateway.web.context import GATEWAY, CookieSettings, GatewayContext
 from gateway.web.hardening import install_safe_error_answers
 from gateway.web.middleware import handle
@@ -55,6 +56,7 @@ def create_app(
 
     async def services(app: web.Application) -> AsyncIterator[None]:
         own_store = store or build_store(config)
+        cache = warm_cache_for(config, own_store)
         provider_http = aiohttp.ClientSession(
             cookie_jar=aiohttp.DummyCookieJar(),
             headers={"User-Agent": "hf-gateway"},
@@ -73,6 +75,7 @@ def create_app(
                     revalidate_after=config.session.revalidate_after,
                 ),
                 clock=clock,
+                cache=cache,
             ),
             provider=own_provider,
             signer=signer or build_signer(config),
@@ -91,13 +94,20 @@ def create_app(
         )
         app[GATEWAY] = ctx
         app[RESOLVER] = SessionResolver(ctx)
-        keeper = asyncio.create_task(keep_metadata_fresh(own_provider))
+        tasks = [asyncio.create_task(keep_metadata_fresh(own_provider))]
+        if cache is not None and isinstance(own_store, InvalidationSource):
+            tasks.append(
+                asyncio.create_task(
+                    own_store.listen_invalidations(cache.invalidate, cache.channel_state)
+                )
+            )
         try:
             yield
         finally:
-            keeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await keeper
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await upstream.close()
             await own_provider.close()
             await provider_http.close()
@@ -105,6 +115,16 @@ def create_app(
 
     app.cleanup_ctx.append(services)
     return app
+
+
+def warm_cache_for(config: GatewayConfig, store: SessionStore) -> WarmCache[LoadedSession] | None:
+    """A warm-session cache for stores other processes share, when the config wants one.
+
+    The memory store is in-process already; a cache there would only add staleness.
+    """
+    if config.session.warm_cache and isinstance(store, InvalidationSource):
+        return WarmCache()
+    return None
 
 
 def build_store(config: GatewayConfig) -> SessionStore:

@@ -147,6 +147,11 @@ class SessionConfig(BaseModel):
     idle_timeout: Duration = 8 * 3600
     max_lifetime: Duration = 7 * 86400
     revalidate_after: Duration = 300
+    warm_cache: bool = Field(
+        default=True,
+        description="Keep sessions read in the last second in memory (redis store only); "
+        "every replica drops them at once on logout or change (Redis pub/sub)",
+    )
 
     @field_validator("secret")
     @classmethod

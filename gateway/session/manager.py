@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 
 from gateway.identity import Identity
 from gateway.providers.base import TokenSet
+from gateway.session.cache import WarmCache
 from gateway.session.model import (
     PENDING_LOGIN_TTL,
     PendingLogin,
@@ -54,11 +55,13 @@ class SessionManager:
         keys: SessionKeys,
         times: SessionTimes,
         clock: Callable[[], float] = time.time,
+        cache: WarmCache[LoadedSession] | None = None,
     ) -> None:
         self.store = store
         self.keys = keys
         self.times = times
         self._clock = clock
+        self.cache = cache
 
     # ------------------------------------------------------------------ sessions
 
@@ -99,6 +102,10 @@ class SessionManager:
         if session_id is None:
             return None
         key = store_key(session_id)
+        cached = self.cache.get(key) if self.cache else None
+        if cached is not None and session_expired(cached.record, self._clock(), self.times) is None:
+            return cached
+        epoch = self.cache.epoch if self.cache else 0
         data = await self.store.get(key)
         if data is None:
             return None
@@ -106,15 +113,26 @@ class SessionManager:
             record = decode_record(data)
         except RecordError:
             await self.store.delete(key)
+            await self._changed(key)
             return None
         if session_expired(record, self._clock(), self.times) is not None:
             await self._forget(key, record.identity.sub)
             return None
-        return LoadedSession(key, record)
+        loaded = LoadedSession(key, record)
+        if self.cache:
+            self.cache.put(key, loaded, epoch)
+        return loaded
+
+    async def _changed(self, key: str) -> None:
+        """A session was written or deleted: drop it here and on every other process."""
+        if self.cache:
+            self.cache.invalidate(key)
+        await self.store.publish_invalidation(key)
 
     async def save(self, key: str, record: SessionRecord) -> None:
         ttl = store_ttl(record, self._clock(), self.times)
         await self.store.set(key, encode_record(record), ttl)
+        await self._changed(key)
 
     async def _rewrite(self, loaded: LoadedSession) -> LoadedSession | None:
         """Write a changed record of a live session; None when the session is gone.
@@ -123,9 +141,9 @@ class SessionManager:
         must not re-create it when it records activity or a revalidation afterwards.
         """
         ttl = store_ttl(loaded.record, self._clock(), self.times)
-        if not await self.store.replace(loaded.key, encode_record(loaded.record), ttl):
-            return None
-        return loaded
+        replaced = await self.store.replace(loaded.key, encode_record(loaded.record), ttl)
+        await self._changed(loaded.key)
+        return loaded if replaced else None
 
     async def touch(self, loaded: LoadedSession) -> LoadedSession | None:
         """Record activity (last_seen); None when the session ended meanwhile."""
@@ -190,6 +208,7 @@ class SessionManager:
         loaded = await self.reload(key)
         if loaded is None:
             await self.store.delete(key)
+            await self._changed(key)
             return None
         await self._forget(key, loaded.record.identity.sub)
         return loaded.record.identity
@@ -203,11 +222,13 @@ class SessionManager:
         count = 0
         for key in await self.store.index_members(index):
             count += await self.store.delete(key)
+            await self._changed(key)
             await self.store.index_remove(index, key)
         return count
 
     async def _forget(self, key: str, sub: str) -> None:
         await self.store.delete(key)
+        await self._changed(key)
         await self.store.index_remove(user_index_key(sub), key)
 
     # ------------------------------------------------------------------ pending logins

@@ -80,6 +80,10 @@ class MemoryStore:
         if await self.get(key) == token.encode():
             self._values.pop(key, None)
 
+    async def publish_invalidation(self, key: str) -> None:
+        """Nothing to tell: no other process can see this store."""
+        del key
+
     async def scan(self, prefix: str) -> list[str]:
         return sorted(
             key

@@ -7,7 +7,9 @@ answers 503 and lets nothing through. With Sentinel, writes wait for one replica
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -21,6 +23,7 @@ from gateway.config import SessionConfig
 from gateway.errors import StoreError
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 _UNLOCK = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
@@ -28,6 +31,10 @@ return 0
 """
 SOCKET_TIMEOUT = 2.0
 """Seconds before a silent Redis counts as down (the request then gets a 503)."""
+HEARTBEAT = 0.5
+"""Seconds between pings on the invalidation subscription."""
+SILENCE_LIMIT = 2.0
+"""A subscription that has not answered for this long counts as broken."""
 
 
 class RedisStore:
@@ -35,6 +42,7 @@ class RedisStore:
         self._client = client
         self._prefix = prefix
         self._wait_replicas = wait_replicas
+        self._channel = prefix + "invalidate"
 
     @classmethod
     def from_config(cls, config: SessionConfig) -> RedisStore:
@@ -132,6 +140,50 @@ class RedisStore:
 
     async def unlock(self, key: str, token: str) -> None:
         await self._call("unlock", lambda: self._client.eval(_UNLOCK, 1, self._key(key), token))
+
+    async def publish_invalidation(self, key: str) -> None:
+        await self._call("publish", lambda: self._client.publish(self._channel, key))
+
+    async def listen_invalidations(
+        self, on_key: Callable[[str], None], on_state: Callable[[bool], None]
+    ) -> None:
+        """Follow the invalidation channel until cancelled, reconnecting after failures."""
+        while True:
+            pubsub = self._client.pubsub()
+            try:
+                await pubsub.subscribe(self._channel)
+                await self._follow(pubsub, on_key, on_state)
+            except (RedisError, OSError, TimeoutError) as exc:
+                log.warning("session invalidation channel lost (%s); warm cache off", exc)
+            finally:
+                on_state(False)
+                with contextlib.suppress(RedisError, OSError, TimeoutError):
+                    await pubsub.aclose()
+            await asyncio.sleep(1.0)
+
+    async def _follow(
+        self, pubsub: Any, on_key: Callable[[str], None], on_state: Callable[[bool], None]
+    ) -> None:
+        """Deliver messages; ping every HEARTBEAT and give up after SILENCE_LIMIT of silence."""
+        loop = asyncio.get_running_loop()
+        last_heard = last_ping = loop.time()
+        listening = False
+        while True:
+            message = await pubsub.get_message(timeout=HEARTBEAT)
+            now = loop.time()
+            if message is not None:
+                last_heard = now
+                if message["type"] == "subscribe" and not listening:
+                    listening = True
+                    on_state(True)
+                elif message["type"] == "message":
+                    data = message["data"]
+                    on_key(data.decode() if isinstance(data, bytes) else str(data))
+            if now - last_ping >= HEARTBEAT:
+                await pubsub.ping()
+                last_ping = now
+            if now - last_heard > SILENCE_LIMIT:
+                raise TimeoutError("the invalidation channel stopped answering")
 
     async def scan(self, prefix: str) -> list[str]:
         async def collect() -> list[str]:

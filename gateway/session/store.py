@@ -8,7 +8,8 @@ callers can fail closed with a 503.
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Callable
+from typing import Protocol, runtime_checkable
 
 
 class SessionStore(Protocol):
@@ -52,6 +53,11 @@ class SessionStore(Protocol):
         """Release a lock taken with ``token`` (a lock that expired meanwhile is left alone)."""
         ...
 
+    async def publish_invalidation(self, key: str) -> None:
+        """Tell every process and replica sharing the store that ``key`` changed, so warm
+        caches drop it. A store only one process can see may do nothing."""
+        ...
+
     async def scan(self, prefix: str) -> list[str]:
         """Keys starting with ``prefix`` (for administration, not the request path)."""
         ...
@@ -61,3 +67,15 @@ class SessionStore(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class InvalidationSource(Protocol):
+    """A store whose writes can be watched from every process (Redis pub/sub)."""
+
+    async def listen_invalidations(
+        self, on_key: Callable[[str], None], on_state: Callable[[bool], None]
+    ) -> None:
+        """Run until cancelled: ``on_key(key)`` for each invalidation, ``on_state(True)``
+        once listening, ``on_state(False)`` as soon as the channel fails (it reconnects)."""
+        ...

@@ -1,0 +1,119 @@
+"""Warm sessions across replicas: Redis is read rarely, yet a logout anywhere is seen by
+every replica within a second (DESIGN §6)."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+
+import aiohttp
+import redis.asyncio as aioredis
+
+from gateway.session.redis import RedisStore
+from tests.integration.conftest import StartGateway
+from tests.support.harness import API, GatewayHarness
+from tests.support.redis_server import RedisServer
+
+ECHO = "/api/echo"
+
+
+async def status(url: str, cookie: str) -> int:
+    async with aiohttp.ClientSession(cookies={"hf_gateway": cookie}) as http:
+        async with http.get(url, headers=API) as response:
+            await response.read()
+            return response.status
+
+
+async def gets_served(redis_url: str) -> int:
+    async with aioredis.Redis.from_url(redis_url) as client:
+        stats = await client.info("commandstats")
+    return int(stats.get("cmdstat_get", {}).get("calls", 0))
+
+
+async def replicas(start_gateway: StartGateway, redis_url: str, count: int) -> list[GatewayHarness]:
+    prefix = f"warm-{secrets.token_hex(4)}:"
+    return [
+        await start_gateway(
+            {"session": {"store": "redis", "redis_url": redis_url}},
+            store=RedisStore(aioredis.Redis.from_url(redis_url), prefix=prefix),
+        )
+        for _ in range(count)
+    ]
+
+
+async def signed_in_cookie(gateway: GatewayHarness) -> str:
+    async with gateway.browser() as http:
+        await gateway.sign_in(http, "alice")
+        return gateway.session_cookie(http)
+
+
+async def test_warm_sessions_spare_redis_reads(
+    start_gateway: StartGateway, redis_server: RedisServer
+) -> None:
+    """Twenty quick requests of one session read Redis a handful of times, not twenty."""
+    (gateway,) = await replicas(start_gateway, redis_server.url, 1)
+    cookie = await signed_in_cookie(gateway)
+    assert await status(gateway.url + ECHO, cookie) == 200
+    before = await gets_served(redis_server.url)
+    for _ in range(20):
+        assert await status(gateway.url + ECHO, cookie) == 200
+    assert await gets_served(redis_server.url) - before <= 5
+
+
+async def test_a_logout_on_one_replica_is_seen_by_the_other_within_a_second(
+    start_gateway: StartGateway, redis_server: RedisServer
+) -> None:
+    """Replica B keeps alice warm; after she signs out on replica A, B refuses her cookie
+    within one second."""
+    first, second = await replicas(start_gateway, redis_server.url, 2)
+    cookie = await signed_in_cookie(first)
+    for _ in range(3):
+        assert await status(second.url + ECHO, cookie) == 200
+    async with aiohttp.ClientSession(cookies={"hf_gateway": cookie}) as http:
+        async with http.post(f"{first.url}/_gateway/logout") as response:
+            assert response.status == 200
+    signed_out_at = time.monotonic()
+    while await status(second.url + ECHO, cookie) == 200:
+        assert time.monotonic() - signed_out_at < 1.0, "replica B still let alice in"
+        await asyncio.sleep(0.02)
+    assert await status(second.url + ECHO, cookie) == 401
+
+
+async def test_a_session_deleted_without_a_message_still_ends_within_a_second(
+    start_gateway: StartGateway, redis_server: RedisServer
+) -> None:
+    """Even if an invalidation is lost, a cached session is re-read after at most a second."""
+    (gateway,) = await replicas(start_gateway, redis_server.url, 1)
+    cookie = await signed_in_cookie(gateway)
+    assert await status(gateway.url + ECHO, cookie) == 200
+    async with aioredis.Redis.from_url(redis_server.url) as client:
+        keys = [k async for k in client.scan_iter(match="warm-*:s:*")]
+        assert keys
+        await client.delete(*keys)  # no PUBLISH: the replica is never told
+    deleted_at = time.monotonic()
+    while await status(gateway.url + ECHO, cookie) == 200:
+        assert time.monotonic() - deleted_at < 1.2, "a stale session outlived the cache bound"
+        await asyncio.sleep(0.05)
+
+
+async def test_a_killed_invalidation_channel_turns_the_cache_off_until_it_is_back(
+    start_gateway: StartGateway, redis_server: RedisServer
+) -> None:
+    """With its subscription killed, the replica reads Redis on every request; once it
+    has resubscribed, warm reads resume."""
+    (gateway,) = await replicas(start_gateway, redis_server.url, 1)
+    cookie = await signed_in_cookie(gateway)
+    async with aioredis.Redis.from_url(redis_server.url) as client:
+        await client.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+    await asyncio.sleep(0.05)
+    before = await gets_served(redis_server.url)
+    for _ in range(5):
+        assert await status(gateway.url + ECHO, cookie) == 200
+    assert await gets_served(redis_server.url) - before == 5
+    await asyncio.sleep(1.5)  # the listener reconnects after a second
+    assert await status(gateway.url + ECHO, cookie) == 200
+    before = await gets_served(redis_server.url)
+    for _ in range(10):
+        assert await status(gateway.url + ECHO, cookie) == 200
+    assert await gets_served(redis_server.url) - before <= 2
