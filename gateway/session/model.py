@@ -127,7 +127,7 @@ def verify_cookie(value: str | None, keys: SessionKeys) -> bytes | None:
 
 
 def _mac(key: bytes, body: str) -> bytes:
-    return hmac.new(key, body.encode("ascii"), hashlib.sha256).digest()
+    return hmac.digest(key, body.encode("ascii"), "sha256")
 
 
 def store_key(session_id: bytes) -> str:
