@@ -86,6 +86,7 @@ class Sample:
     p50_ms: float
     p99_ms: float
     cpu_us_per_request: float | None = None
+    redis_reads_per_request: float | None = None
 
 
 @dataclass
@@ -96,7 +97,17 @@ class Peer:
     samples: list[Sample] = field(default_factory=list)
 
 
-def run_wrk(peer: Peer, duration: int, connections: int, pids: list[int]) -> Sample:
+def redis_reads(url: str) -> int:
+    """GET and GETDEL calls Redis has served so far (session reads)."""
+    import redis
+
+    stats = redis.Redis.from_url(url).info("commandstats")
+    return sum(int(stats.get(f"cmdstat_{c}", {}).get("calls", 0)) for c in ("get", "getdel"))
+
+
+def run_wrk(
+    peer: Peer, duration: int, connections: int, pids: list[int], redis_url: str | None = None
+) -> Sample:
     command = [
         "wrk",
         f"-t{min(2, connections)}",
@@ -110,15 +121,18 @@ def run_wrk(peer: Peer, duration: int, connections: int, pids: list[int]) -> Sam
         command.append("--")
         command.append(peer.lua.replace(".lua", ".cookies"))
     cpu_before = sum(cpu_seconds(pid) for pid in pids)
+    reads_before = redis_reads(redis_url) if redis_url else 0
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     cpu_after = sum(cpu_seconds(pid) for pid in pids)
+    reads = redis_reads(redis_url) - reads_before if redis_url else None
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
     total = int(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     if non_2xx:
         raise RuntimeError(f"{peer.name}: {non_2xx.group(1)} failed requests\n{output}")
     cpu = (cpu_after - cpu_before) / total * 1e6 if pids and total else None
-    return Sample(rps, latency(output, "50%"), latency(output, "99%"), cpu)
+    per_request = reads / total if reads is not None and total else None
+    return Sample(rps, latency(output, "50%"), latency(output, "99%"), cpu, per_request)
 
 
 def latency(output: str, label: str) -> float:
@@ -178,19 +192,26 @@ async def wait_http(url: str) -> None:
 def summarise(peers: list[Peer], reference: str) -> str:
     ref = statistics.median(s.rps for s in next(p for p in peers if p.name == reference).samples)
     lines = [
-        "| path | req/s median (min-max) | share of nginx proxy | p50 ms | p99 ms | CPU us/req |",
-        "|---|---|---|---|---|---|",
+        "| path | req/s median (min-max) | share of nginx proxy | p50 ms | p99 ms | CPU us/req "
+        "| Redis reads/req |",
+        "|---|---|---|---|---|---|---|",
     ]
     for peer in peers:
         rps = [s.rps for s in peer.samples]
         cpu = [s.cpu_us_per_request for s in peer.samples if s.cpu_us_per_request]
         cpu_text = f"{statistics.median(cpu):.0f}" if cpu else "-"
+        reads = [s.redis_reads_per_request for s in peer.samples]
+        reads_text = (
+            f"{statistics.median(r for r in reads if r is not None):.1%}"
+            if any(r is not None for r in reads)
+            else "-"
+        )
         lines.append(
             f"| {peer.name} | {statistics.median(rps):,.0f} ({min(rps):,.0f}-{max(rps):,.0f}) "
             f"| {statistics.median(rps) / ref:.1%} "
             f"| {statistics.median(s.p50_ms for s in peer.samples):.2f} "
             f"| {statistics.median(s.p99_ms for s in peer.samples):.2f} "
-            f"| {cpu_text} |"
+            f"| {cpu_text} | {reads_text} |"
         )
     return "\n".join(lines)
 
@@ -304,9 +325,10 @@ async def main() -> None:
         for _ in range(args.repeat):
             for peer in peers:
                 pids = gateway_pids if peer.name.startswith("gateway") else []
-                peer.samples.append(run_wrk(peer, args.duration, args.connections, pids))
+                counts = redis.url if peer.lua else None
+                peer.samples.append(run_wrk(peer, args.duration, args.connections, pids, counts))
         single = Peer("gateway, signed in, 1 connection", f"{gateway_url}/bench.txt", lua=str(lua))
-        single.samples.append(run_wrk(single, args.duration, 1, gateway_pids))
+        single.samples.append(run_wrk(single, args.duration, 1, gateway_pids, redis.url))
         table = summarise([*peers, single], "nginx reverse proxy")
         header = (
             f"{time.strftime('%Y-%m-%d')}, {platform.machine()}, {os.cpu_count()} cores, "
