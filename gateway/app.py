@@ -30,6 +30,8 @@ from gateway.session.memory import MemoryStore
 from gateway.session.model import SessionKeys, SessionTimes
 from gateway.session.redis import RedisStore
 from gateway.session.store import InvalidationSource, SessionStore
+from gateway.web.bearer import TokenResolver
+from gateway.web.caller import TOKENS
 from gateway.web.context import GATEWAY, CookieSettings, GatewayContext
 from gateway.web.hardening import install_safe_error_answers
 from gateway.web.middleware import handle
@@ -94,6 +96,7 @@ def create_app(
         )
         app[GATEWAY] = ctx
         app[RESOLVER] = SessionResolver(ctx)
+        app[TOKENS] = TokenResolver(own_provider)
         tasks = [asyncio.create_task(keep_metadata_fresh(own_provider))]
         if cache is not None and isinstance(own_store, InvalidationSource):
             tasks.append(

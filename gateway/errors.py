@@ -6,6 +6,7 @@
     ├── StoreError             the session store failed or is unreachable (503)
     └── ProviderError          the identity provider failed (502/503)
         ├── ProviderUnavailable    metadata, JWKS or an endpoint could not be reached
+        │   └── ProviderRateLimited   the provider said 429 (retry_after seconds)
         ├── LoginError             the login could not complete (bad state, bad ID token, ...)
         │   └── AuthorizationDenied   the provider sent error= to the callback
         └── TokenRejected          the provider says a token is invalid or expired
@@ -45,6 +46,14 @@ class ProviderError(GatewayError):
 
 class ProviderUnavailable(ProviderError):
     """The provider (discovery, JWKS, token or userinfo endpoint) could not be reached."""
+
+
+class ProviderRateLimited(ProviderUnavailable):
+    """The provider refused for now (429); ``retry_after`` seconds until it may answer."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        self.retry_after = retry_after
+        super().__init__(message)
 
 
 class LoginError(ProviderError):

@@ -102,6 +102,11 @@ class ProviderConfig(BaseModel):
     org_ids: StrTuple = ()
     api_url: str = "https://huggingface.co"
     groups_claim: str = "groups"
+    bearer_tokens: bool = Field(
+        default=True,
+        description="Accept the provider's access tokens as Authorization: Bearer (HF: "
+        "personal and OAuth tokens, checked with whoami-v2 and cached for a minute)",
+    )
 
     @field_validator("issuer", "api_url")
     @classmethod

@@ -73,4 +73,11 @@ class Provider(Protocol):
         """Re-read the identity (orgs, roles) with an access token; TokenRejected on 401."""
         ...
 
+    async def identity_for_token(self, token: str) -> Identity:
+        """The user behind an access token a script sends as ``Authorization: Bearer``.
+
+        TokenRejected when it is not a valid user token; ProviderRateLimited (with
+        retry_after) when the provider throttles; ProviderUnavailable otherwise."""
+        ...
+
     async def close(self) -> None: ...

@@ -11,12 +11,40 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
+from urllib.parse import urljoin
 
+from gateway.errors import TokenRejected
 from gateway.identity import Identity, Org
 from gateway.providers.base import TokenSet
 from gateway.providers.oidc import OIDCProvider, _standard_identity
 
 _LEGACY_RESTRICTIONS = (("pendingSSO", "sso"), ("missingMFA", "mfa"))
+HF_USER_TOKEN_PREFIX = "hf_"  # noqa: S105 - a token prefix, not a secret
+REFUSED_PREFIXES = ("hf_jwt_",)
+"""Trusted-publisher tokens are scoped to one repository, never a person's identity."""
+
+
+def whoami_identity(whoami: Mapping[str, Any], api_url: str) -> Identity:
+    """An Identity from whoami-v2: slug = name, display name = fullname, avatar resolved
+    against the API origin; the token's role (read, write, fineGrained) as token_role.
+    whoami lists no OAuth scopes, so a token identity has none."""
+    auth = whoami.get("auth") or {}
+    access = auth.get("accessToken") or {} if isinstance(auth, dict) else {}
+    role = access.get("role") if isinstance(access, dict) else None
+    email = whoami.get("email")
+    avatar = whoami.get("avatarUrl")
+    return Identity(
+        sub=str(whoami["id"]),
+        username=str(whoami["name"]),
+        name=str(whoami.get("fullname") or ""),
+        email=email if isinstance(email, str) and email else None,
+        email_verified=whoami.get("emailVerified") is True,
+        picture=urljoin(api_url + "/", avatar) if isinstance(avatar, str) and avatar else None,
+        is_pro=whoami.get("isPro") is True,
+        orgs=tuple(whoami_orgs(whoami)),
+        scopes=frozenset(),
+        token_role=role if isinstance(role, str) and role else None,
+    )
 
 
 class HuggingFaceProvider(OIDCProvider):
@@ -31,6 +59,17 @@ class HuggingFaceProvider(OIDCProvider):
         else:
             orgs = tuple(whoami_orgs(await self.whoami(tokens.access_token)))
         return _standard_identity(info, tokens, orgs, is_pro=info.get("isPro") is True)
+
+    async def identity_for_token(self, token: str) -> Identity:
+        """The user behind a Hugging Face token (personal ``hf_...`` or OAuth
+        ``hf_oauth_...``), read from whoami-v2. Org tokens, apps and anything that is not
+        an HF user token are refused."""
+        if not token.startswith(HF_USER_TOKEN_PREFIX) or token.startswith(REFUSED_PREFIXES):
+            raise TokenRejected("not a Hugging Face user access token")
+        whoami = await self.whoami(token)
+        if whoami.get("type") != "user" or not whoami.get("id") or not whoami.get("name"):
+            raise TokenRejected("only tokens of Hugging Face users are accepted")
+        return whoami_identity(whoami, self._config.api_url)
 
     async def whoami(self, token: str) -> dict[str, Any]:
         url = self._config.api_url.rstrip("/") + "/api/whoami-v2"

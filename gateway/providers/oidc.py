@@ -13,6 +13,7 @@ import base64
 import hmac
 import json
 import logging
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from authlib.oidc.core import CodeIDToken
 
 from gateway.config import ProviderConfig
-from gateway.errors import LoginError, ProviderUnavailable, TokenRejected
+from gateway.errors import LoginError, ProviderRateLimited, ProviderUnavailable, TokenRejected
 from gateway.identity import Identity, Org
 from gateway.providers.base import LoginResult, TokenSet
 
@@ -363,16 +364,37 @@ class OIDCProvider:
             async with self._http.get(url, headers=headers, timeout=HTTP_TIMEOUT) as response:
                 body = await _json_body(response)
                 status = response.status
+                retry_after = retry_after_seconds(response.headers)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise ProviderUnavailable(f"{what} unreachable: {type(exc).__name__}") from exc
         if reject_401 and status in (401, 403):
             raise TokenRejected(f"{what} refused the access token ({status})")
+        if status == 429:
+            raise ProviderRateLimited(f"{what} is rate limited", retry_after)
         if status != 200:
             raise ProviderUnavailable(f"{what} answered {status}")
         return body
 
+    async def identity_for_token(self, token: str) -> Identity:
+        """The user behind an access token sent as ``Authorization: Bearer`` (userinfo)."""
+        tokens = TokenSet(token, None, None, frozenset())
+        return await self.identity_from_claims(await self.userinfo(token), tokens)
+
     async def close(self) -> None:
         return None
+
+
+_RATE_LIMIT_RESET = re.compile(r"(?:^|;)\s*t=(\d+)")
+
+
+def retry_after_seconds(headers: Mapping[str, str]) -> int:
+    """Seconds to wait after a 429: Retry-After, else the ``t=`` of HF's RateLimit header
+    (IETF draft: ``"api";r=0;t=60``), else a minute."""
+    value = headers.get("Retry-After", "")
+    if value.isdigit():
+        return int(value)
+    found = _RATE_LIMIT_RESET.search(headers.get("RateLimit", ""))
+    return int(found.group(1)) if found else 60
 
 
 def _standard_identity(

@@ -9,50 +9,51 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from gateway.errors import ProviderError, StoreError
+from gateway.errors import StoreError
 from gateway.web import login, pages, responses
+from gateway.web.caller import identify
 from gateway.web.context import GATEWAY_PREFIX, STATIC_PREFIX, GatewayContext
-from gateway.web.sessions import RESOLVER
 
 Handler = Callable[[web.Request, GatewayContext], Awaitable[web.StreamResponse]]
 
 
 async def userinfo(request: web.Request, ctx: GatewayContext) -> web.StreamResponse:
-    """The caller's identity as JSON; never any token."""
-    try:
-        resolved = await request.app[RESOLVER].resolve(request.cookies.get(ctx.cookies.name))
-    except (StoreError, ProviderError):
-        return responses.json_response(503, {"error": "unavailable"}, **{"Retry-After": "5"})
-    if resolved.identity is None or resolved.session is None:
+    """The caller's identity as JSON (by session or bearer token); never any token."""
+    caller = await identify(request, ctx)
+    if isinstance(caller, web.Response):
+        return caller
+    identity = caller.identity
+    if identity is None:
         return responses.json_response(
             401,
             {"error": "unauthenticated", "login_url": responses.sign_in_url(ctx, "/")},
             **{"WWW-Authenticate": 'Bearer realm="hf-gateway"'},
         )
-    identity = resolved.identity
-    record = resolved.session.record
-    return responses.json_response(
-        200,
-        {
-            "sub": identity.sub,
-            "username": identity.username,
-            "name": identity.name,
-            "email": identity.email,
-            "email_verified": identity.email_verified,
-            "picture": identity.picture,
-            "is_pro": identity.is_pro,
-            "orgs": [
-                {"sub": o.sub, "slug": o.slug, "name": o.name, "role": o.role}
-                for o in identity.counting_orgs
-            ],
-            "scopes": sorted(identity.scopes),
-            "session": {
-                "created_at": int(record.created_at),
-                "expires_at": int(record.expires_at),
-                "revalidated_at": int(record.revalidated_at),
-            },
-        },
-    )
+    body: dict[str, object] = {
+        "sub": identity.sub,
+        "username": identity.username,
+        "name": identity.name,
+        "email": identity.email,
+        "email_verified": identity.email_verified,
+        "picture": identity.picture,
+        "is_pro": identity.is_pro,
+        "orgs": [
+            {"sub": o.sub, "slug": o.slug, "name": o.name, "role": o.role}
+            for o in identity.counting_orgs
+        ],
+        "scopes": sorted(identity.scopes),
+        "authenticated_by": "session" if caller.session is not None else "token",
+    }
+    if caller.session is not None:
+        record = caller.session.record
+        body["session"] = {
+            "created_at": int(record.created_at),
+            "expires_at": int(record.expires_at),
+            "revalidated_at": int(record.revalidated_at),
+        }
+    else:
+        body["token_role"] = identity.token_role
+    return responses.json_response(200, body)
 
 
 async def jwks(request: web.Request, ctx: GatewayContext) -> web.StreamResponse:

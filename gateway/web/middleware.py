@@ -13,19 +13,18 @@ from datetime import UTC, datetime
 from aiohttp import web
 
 from gateway.config import RouteConfig
-from gateway.errors import PathError, ProviderError, StoreError
+from gateway.errors import PathError
 from gateway.headers import (
     ACCESS_TOKEN_HEADER,
     client_facts,
     filter_request_headers,
     forwarding_headers,
 )
-from gateway.identity import Identity
 from gateway.routing import NormalPath, normalize_host, normalize_path, strip_path_prefix
 from gateway.web import endpoints, responses
+from gateway.web.caller import Caller, identify
 from gateway.web.context import GATEWAY, GATEWAY_PREFIX, GatewayContext
 from gateway.web.proxy import UpstreamError, forward_http, forward_websocket, is_websocket
-from gateway.web.sessions import RESOLVER
 
 log = logging.getLogger(__name__)
 
@@ -59,48 +58,41 @@ async def _guarded(
 ) -> web.StreamResponse:
     now = datetime.fromtimestamp(ctx.clock(), UTC)
     anonymous = ctx.access.decide(route, path.match, request.method, None, now, host)
-    identity: Identity | None = None
-    session_key = ""
+    if anonymous.decision.allowed:  # a public route or path: no identity is looked up
+        return await _forward(request, ctx, route, path, query, Caller(None), "")
+    caller = await identify(request, ctx)
+    if isinstance(caller, web.Response):
+        return caller
+    identity = caller.identity
+    target = original_target(ctx, request, host, path, query)
+    if identity is None:
+        return responses.unauthenticated(request, ctx, target)
+    access = ctx.access.decide(route, path.match, request.method, identity, now, host)
+    if not access.decision.allowed:
+        log.info(
+            "denied %s %s for %s: %s",
+            request.method,
+            path.match,
+            identity.username,
+            ",".join(r.code.value for r in access.decision.reasons),
+        )
+        return responses.denied(request, ctx, access.decision, identity, target)
+    if caller.session is not None and not _same_site_request(request, ctx):
+        return responses.error(
+            request,
+            403,
+            "cross_site",
+            "Cross-site request refused",
+            "This request came from another site and carries your session; it was refused.",
+            identity=identity,
+        )
     access_token = ""
-    if not anonymous.decision.allowed:
-        try:
-            resolved = await request.app[RESOLVER].resolve(request.cookies.get(ctx.cookies.name))
-        except StoreError as exc:
-            log.error("session store unavailable: %s", exc)
-            return responses.unavailable(request, "The session store is unavailable.")
-        except ProviderError as exc:
-            log.error("identity provider unavailable: %s", exc)
-            return responses.unavailable(
-                request, "Hugging Face could not be reached to check your access."
-            )
-        identity = resolved.identity
-        access = ctx.access.decide(route, path.match, request.method, identity, now, host)
-        target = original_target(ctx, request, host, path, query)
-        if identity is None:
-            return responses.unauthenticated(request, ctx, target)
-        if not access.decision.allowed:
-            log.info(
-                "denied %s %s for %s: %s",
-                request.method,
-                path.match,
-                identity.username,
-                ",".join(r.code.value for r in access.decision.reasons),
-            )
-            return responses.denied(request, ctx, access.decision, identity, target)
-        if not _same_site_request(request, ctx):
-            return responses.error(
-                request,
-                403,
-                "cross_site",
-                "Cross-site request refused",
-                "This request came from another site and carries your session; it was refused.",
-                identity=identity,
-            )
-        if resolved.session is not None:
-            session_key = resolved.session.key
-            if _passes_access_token(ctx, route):
-                access_token = ctx.sessions.tokens(resolved.session.record).access_token
-    return await _forward(request, ctx, route, path, query, identity, session_key, access_token)
+    if _passes_access_token(ctx, route):
+        if caller.session is not None:
+            access_token = ctx.sessions.tokens(caller.session.record).access_token
+        elif caller.token is not None:
+            access_token = caller.token
+    return await _forward(request, ctx, route, path, query, caller, access_token)
 
 
 def _passes_access_token(ctx: GatewayContext, route: RouteConfig) -> bool:
@@ -156,19 +148,23 @@ async def _forward(
     route: RouteConfig,
     path: NormalPath,
     query: str,
-    identity: Identity | None,
-    session_key: str,
+    caller: Caller,
     access_token: str,
 ) -> web.StreamResponse:
+    identity = caller.identity
     headers = filter_request_headers(
         list(request.headers.items()), owned=ctx.owned_headers, drop_cookies=ctx.gateway_cookies
     )
+    if caller.token is not None:
+        # The gateway consumed this credential; it reaches the upstream only as
+        # X-Forwarded-Access-Token, and only where pass_access_token says so.
+        headers = [(k, v) for k, v in headers if k.lower() != "authorization"]
     if route.preserve_host:
         headers.append(("Host", request.host))
     headers.extend(ctx.identity_headers.render(identity, route.name))
     assertion = ""
     if identity is not None:
-        assertion = ctx.assertions.get(session_key, identity, route.name, ctx.clock())
+        assertion = ctx.assertions.get(caller.cache_key, identity, route.name, ctx.clock())
     headers.append((ctx.config.identity.assertion.header, assertion))
     headers.append((ACCESS_TOKEN_HEADER, access_token))
     facts, chain = client_facts(

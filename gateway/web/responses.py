@@ -125,7 +125,7 @@ def error(
     return json_response(status, payload, **(headers or {}), **{"X-Request-Id": rid})
 
 
-def unavailable(request: web.Request, message: str) -> web.Response:
+def unavailable(request: web.Request, message: str, retry_after: int = 5) -> web.Response:
     """503: a dependency (store, provider) failed; nothing was let through. Retry soon."""
     return error(
         request,
@@ -133,7 +133,20 @@ def unavailable(request: web.Request, message: str) -> web.Response:
         "unavailable",
         "Temporarily unavailable",
         message,
-        headers={"Retry-After": "5"},
+        headers={"Retry-After": str(retry_after)},
+    )
+
+
+def invalid_token(request: web.Request) -> web.Response:
+    """401 for a bearer token the provider refused (RFC 6750 error=invalid_token)."""
+    return json_response(
+        401,
+        {
+            "error": "invalid_token",
+            "message": "the Hugging Face token is invalid, expired or not a user token",
+            "request_id": request_id(request),
+        },
+        **{"WWW-Authenticate": 'Bearer realm="hf-gateway", error="invalid_token"'},
     )
 
 

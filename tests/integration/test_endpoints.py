@@ -345,7 +345,9 @@ NOT_BROWSERS = [
     pytest.param("PUT", {"Accept": "text/html"}, id="PUT accepting html"),
     pytest.param("DELETE", BROWSER, id="DELETE from a browser"),
     pytest.param("HEAD", {"Accept": "*/*"}, id="HEAD without html"),
-    pytest.param("GET", {**BROWSER, "Authorization": "Bearer hf_xyz"}, id="with Authorization"),
+    pytest.param(
+        "GET", {**BROWSER, "Authorization": "Bearer upstream-api-key"}, id="with Authorization"
+    ),
     pytest.param("GET", {**BROWSER, **WS_UPGRADE}, id="websocket upgrade"),
 ]
 

@@ -1,0 +1,68 @@
+"""Who is calling: the session cookie first, else a provider token sent as
+``Authorization: Bearer`` (scripts and API clients). Failures of the store or the provider
+become a 503 answer here, so callers can only ever get an identity or a refusal."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from gateway.errors import ProviderError, ProviderRateLimited, StoreError
+from gateway.identity import Identity
+from gateway.session.manager import LoadedSession
+from gateway.web import responses
+from gateway.web.bearer import TokenResolver, bearer_token, token_key
+from gateway.web.context import GatewayContext
+from gateway.web.sessions import RESOLVER
+
+log = logging.getLogger(__name__)
+TOKENS = web.AppKey("token_resolver", TokenResolver)
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    identity: Identity | None
+    session: LoadedSession | None = None
+    token: str | None = None
+    """The bearer token the gateway consumed (never forwarded as Authorization)."""
+
+    @property
+    def cache_key(self) -> str:
+        """Whose assertion this is, for the assertion cache: session key or token hash."""
+        if self.session is not None:
+            return self.session.key
+        return token_key(self.token) if self.token else ""
+
+
+async def identify(request: web.Request, ctx: GatewayContext) -> Caller | web.Response:
+    """The caller, or the 401/503 answer to send instead."""
+    try:
+        resolved = await request.app[RESOLVER].resolve(request.cookies.get(ctx.cookies.name))
+        if resolved.identity is not None:
+            return Caller(resolved.identity, resolved.session)
+        token = None
+        if ctx.config.provider.bearer_tokens:
+            token = bearer_token(request.headers.get("Authorization"))
+        if token is None:
+            return Caller(None)
+        identity = await request.app[TOKENS].resolve(token)
+    except StoreError as exc:
+        log.error("session store unavailable: %s", exc)
+        return responses.unavailable(request, "The session store is unavailable.")
+    except ProviderRateLimited as exc:
+        log.warning("provider rate limited token checks for %ss", exc.retry_after)
+        return responses.unavailable(
+            request,
+            "Hugging Face is rate limiting token checks; retry later.",
+            retry_after=exc.retry_after,
+        )
+    except ProviderError as exc:
+        log.error("identity provider unavailable: %s", exc)
+        return responses.unavailable(
+            request, "Hugging Face could not be reached to check your access."
+        )
+    if identity is None:
+        return responses.invalid_token(request)
+    return Caller(identity, token=token)
