@@ -15,13 +15,17 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 
-from gateway.errors import TokenRejected
+from gateway.errors import ProviderRateLimited, TokenRejected
 from gateway.identity import Identity
 from gateway.providers.base import Provider
 
 ACCEPTED_TTL = 60.0
 REFUSED_TTL = 10.0
 MAX_ENTRIES = 10_000
+LOOKUP_BURST = 20
+LOOKUP_RATE = 5.0
+"""New-token lookups per second (after a burst of 20): a flood of made-up tokens must not
+spend Hugging Face's rate-limit bucket, which every script of this gateway shares."""
 HF_TOKEN_PREFIX = "hf_"  # noqa: S105 - a token prefix, not a secret
 
 
@@ -50,6 +54,8 @@ class TokenResolver:
         self._cache: OrderedDict[str, tuple[float, Identity | None]] = OrderedDict()
         self._inflight: dict[str, asyncio.Future[Identity | None]] = {}
         self.lookups = 0
+        self._allowance = float(LOOKUP_BURST)
+        self._allowance_at = clock()
 
     async def resolve(self, token: str) -> Identity | None:
         """The token's user, or None when the provider refused the token.
@@ -78,7 +84,19 @@ class TokenResolver:
         finally:
             del self._inflight[key]
 
+    def _spend_allowance(self) -> None:
+        """A token bucket for provider lookups; ProviderRateLimited when it is empty."""
+        now = self._clock()
+        self._allowance = min(
+            float(LOOKUP_BURST), self._allowance + (now - self._allowance_at) * LOOKUP_RATE
+        )
+        self._allowance_at = now
+        if self._allowance < 1.0:
+            raise ProviderRateLimited("too many unknown tokens to check at once", retry_after=1)
+        self._allowance -= 1.0
+
     async def _lookup(self, token: str) -> Identity | None:
+        self._spend_allowance()
         self.lookups += 1
         try:
             return await self._provider.identity_for_token(token)

@@ -7,12 +7,20 @@ from collections.abc import Sequence
 
 import pytest
 
-from gateway.errors import TokenRejected
+from gateway.errors import ProviderRateLimited, TokenRejected
 from gateway.identity import Identity
 from gateway.providers.base import LoginResult, TokenSet
 from gateway.providers.huggingface import whoami_identity
 from gateway.providers.oidc import retry_after_seconds
-from gateway.web.bearer import ACCEPTED_TTL, REFUSED_TTL, TokenResolver, bearer_token, token_key
+from gateway.web.bearer import (
+    ACCEPTED_TTL,
+    LOOKUP_BURST,
+    LOOKUP_RATE,
+    REFUSED_TTL,
+    TokenResolver,
+    bearer_token,
+    token_key,
+)
 
 
 @pytest.mark.parametrize(
@@ -153,3 +161,20 @@ async def test_concurrent_requests_with_one_token_share_one_lookup() -> None:
     results = await asyncio.gather(*(resolver.resolve("hf_good") for _ in range(20)))
     assert provider.calls == 1
     assert {r.username for r in results if r} == {"alice"}
+
+
+async def test_a_flood_of_unknown_tokens_is_throttled_before_it_reaches_the_provider() -> None:
+    """After a burst, new tokens are checked at a few per second; known ones stay instant."""
+    now = [1000.0]
+    provider = CountingProvider()
+    resolver = TokenResolver(provider, clock=lambda: now[0])
+    assert await resolver.resolve("hf_good") is not None
+    for index in range(LOOKUP_BURST - 1):
+        assert await resolver.resolve(f"hf_made_up_{index}") is None
+    with pytest.raises(ProviderRateLimited) as refused:
+        await resolver.resolve("hf_one_too_many")
+    assert refused.value.retry_after == 1
+    assert provider.calls == LOOKUP_BURST
+    assert await resolver.resolve("hf_good") is not None  # cached: no lookup needed
+    now[0] += 1 / LOOKUP_RATE
+    assert await resolver.resolve("hf_one_too_many") is None
