@@ -134,20 +134,30 @@ class SessionManager:
         await self.store.set(key, encode_record(record), ttl)
         await self._changed(key)
 
-    async def _rewrite(self, loaded: LoadedSession) -> LoadedSession | None:
-        """Write a changed record of a live session; None when the session is gone.
+    async def _rewrite(
+        self, key: str, change: Callable[[SessionRecord], SessionRecord]
+    ) -> LoadedSession | None:
+        """Apply ``change`` to the session as it is in the store now and write it back;
+        None when the session is gone.
 
-        Only overwrites: a request that loaded the session before a logout or revocation
-        must not re-create it when it records activity or a revalidation afterwards.
+        Read-modify-write on the stored record, not on the caller's copy: that copy may be a
+        second old (warm cache) or from before another request rotated the refresh token,
+        and writing it back would revert newer tokens. Only overwrites: a request that
+        loaded the session before a logout or revocation must not re-create it.
         """
-        ttl = store_ttl(loaded.record, self._clock(), self.times)
-        replaced = await self.store.replace(loaded.key, encode_record(loaded.record), ttl)
-        await self._changed(loaded.key)
-        return loaded if replaced else None
+        current = await self.reload(key)
+        if current is None:
+            return None
+        record = change(current.record)
+        ttl = store_ttl(record, self._clock(), self.times)
+        replaced = await self.store.replace(key, encode_record(record), ttl)
+        await self._changed(key)
+        return LoadedSession(key, record) if replaced else None
 
     async def touch(self, loaded: LoadedSession) -> LoadedSession | None:
         """Record activity (last_seen); None when the session ended meanwhile."""
-        return await self._rewrite(LoadedSession(loaded.key, loaded.record.touched(self._clock())))
+        now = self._clock()
+        return await self._rewrite(loaded.key, lambda record: record.touched(now))
 
     async def update(
         self, loaded: LoadedSession, identity: Identity, tokens: TokenSet | None
@@ -155,10 +165,12 @@ class SessionManager:
         """Store a revalidated identity (and refreshed tokens, if any); None when the
         session ended meanwhile."""
         now = self._clock()
-        record = replace(loaded.record, identity=identity, revalidated_at=now, last_seen=now)
-        if tokens is not None:
-            record = self._with_tokens(record, tokens)
-        return await self._rewrite(LoadedSession(loaded.key, record))
+
+        def revalidated(record: SessionRecord) -> SessionRecord:
+            record = replace(record, identity=identity, revalidated_at=now, last_seen=now)
+            return self._with_tokens(record, tokens) if tokens is not None else record
+
+        return await self._rewrite(loaded.key, revalidated)
 
     async def store_tokens(self, loaded: LoadedSession, tokens: TokenSet) -> LoadedSession | None:
         """Store refreshed tokens at once, before the identity is re-read; None when the
@@ -168,9 +180,7 @@ class SessionManager:
         refresh lock is released (and even if the userinfo call that follows fails), or
         the next refresh would send the spent token and end the session.
         """
-        return await self._rewrite(
-            LoadedSession(loaded.key, self._with_tokens(loaded.record, tokens))
-        )
+        return await self._rewrite(loaded.key, lambda record: self._with_tokens(record, tokens))
 
     def _with_tokens(self, record: SessionRecord, tokens: TokenSet) -> SessionRecord:
         has_refresh = tokens.refresh_token is not None

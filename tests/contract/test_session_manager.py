@@ -453,3 +453,24 @@ async def test_a_revalidation_racing_a_revocation_does_not_bring_the_session_bac
     assert await manager.update(loaded, _identity(), _tokens()) is None
     assert await manager.store_tokens(loaded, _tokens()) is None
     assert await manager.load(cookie) is None
+
+
+async def test_a_stale_copy_never_reverts_rotated_tokens(
+    manager: SessionManager, clock: Clock
+) -> None:
+    """A request holding an older copy (warm cache, or loaded before a refresh elsewhere)
+    records activity or a revalidation without writing back the spent refresh token."""
+    cookie = await manager.create(_identity(), _tokens())
+    stale = await manager.load(cookie)
+    assert stale is not None
+    fresh = await manager.load(cookie)
+    assert fresh is not None
+    rotated = _tokens()
+    assert await manager.store_tokens(fresh, rotated) is not None
+    clock.advance(90)
+    assert await manager.touch(stale) is not None
+    assert await manager.update(stale, _identity(), None) is not None
+    current = await manager.load(cookie)
+    assert current is not None
+    assert manager.tokens(current.record).refresh_token == rotated.refresh_token
+    assert current.record.last_seen == clock.now
