@@ -7,20 +7,24 @@ bad arguments or no matching route. No verb ever prints a traceback for a user m
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 from urllib.parse import urlsplit
 
 from gateway import __version__
 from gateway.access import AccessControl
 from gateway.config import GatewayConfig, config_json_schema, load_config
-from gateway.errors import ConfigError, PathError
+from gateway.errors import ConfigError, PathError, StoreError
 from gateway.identity import ROLE_ORDER, Identity, Org
 from gateway.routing import normalize_host, normalize_path
+
+if TYPE_CHECKING:
+    from gateway.admin import SessionSummary
 
 EXIT_OK = 0
 EXIT_DENY = 1
@@ -94,6 +98,20 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("--json", action="store_true", help="machine-readable output")
     explain.set_defaults(handler=_explain)
 
+    sessions = verbs.add_parser("sessions", help="list or revoke sessions in the shared store")
+    session_verbs = sessions.add_subparsers(title="actions", metavar="ACTION")
+    listing = session_verbs.add_parser("list", help="live sessions, newest first")
+    listing.add_argument("-c", "--config", default=os.environ.get("HF_GATEWAY_CONFIG"))
+    listing.add_argument("--user", help="only this username (or sub)")
+    listing.add_argument("--json", action="store_true", help="machine-readable output")
+    listing.set_defaults(handler=_sessions_list)
+    revoke = session_verbs.add_parser("revoke", help="end sessions everywhere at once")
+    revoke.add_argument("-c", "--config", default=os.environ.get("HF_GATEWAY_CONFIG"))
+    target = revoke.add_mutually_exclusive_group(required=True)
+    target.add_argument("--user", help="every session of this username (or sub)")
+    target.add_argument("--id", dest="session_id", help="one session, by the id list shows")
+    revoke.set_defaults(handler=_sessions_revoke)
+
     schema = verbs.add_parser("schema", help="print the JSON Schema of the configuration")
     schema.set_defaults(handler=_schema)
     return parser
@@ -133,6 +151,65 @@ def _demo(args: argparse.Namespace) -> int:
 
     configure_logging()
     return demo_main(args.port)
+
+
+def _sessions_list(args: argparse.Namespace) -> int:
+    from gateway.admin import AdminError, list_sessions
+
+    config = _load(args.config, sys.stderr) if args.config else None
+    if config is None:
+        if not args.config:
+            print("sessions: give -c FILE or set HF_GATEWAY_CONFIG", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        found = asyncio.run(list_sessions(config, args.user))
+    except (AdminError, StoreError) as exc:
+        print(f"sessions: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.json:
+        print(json.dumps([_summary_json(s) for s in found], indent=2))
+        return EXIT_OK
+    print(f"{'ID':16}  {'USER':20}  {'CREATED':20}  {'LAST SEEN':20}  ORGS")
+    for summary in found:
+        print(
+            f"{summary.id:16}  {summary.username[:20]:20}  {_when(summary.created_at):20}  "
+            f"{_when(summary.last_seen):20}  {','.join(summary.orgs)}"
+        )
+    print(f"{len(found)} session{'' if len(found) == 1 else 's'}")
+    return EXIT_OK
+
+
+def _sessions_revoke(args: argparse.Namespace) -> int:
+    from gateway.admin import AdminError, revoke_sessions
+
+    config = _load(args.config, sys.stderr) if args.config else None
+    if config is None:
+        if not args.config:
+            print("sessions: give -c FILE or set HF_GATEWAY_CONFIG", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        count = asyncio.run(revoke_sessions(config, user=args.user, session_id=args.session_id))
+    except (AdminError, StoreError) as exc:
+        print(f"sessions: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"revoked {count} session{'' if count == 1 else 's'}")
+    return EXIT_OK
+
+
+def _summary_json(summary: SessionSummary) -> dict[str, object]:
+    return {
+        "id": summary.id,
+        "username": summary.username,
+        "sub": summary.sub,
+        "orgs": list(summary.orgs),
+        "created_at": int(summary.created_at),
+        "last_seen": int(summary.last_seen),
+        "expires_at": int(summary.expires_at),
+    }
+
+
+def _when(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
 def _check_config(args: argparse.Namespace) -> int:
