@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from gateway import __version__
 from gateway.access import AccessControl
+from gateway.assertion import load_signing_keys
 from gateway.config import GatewayConfig, config_json_schema, load_config
 from gateway.errors import ConfigError, PathError, StoreError
 from gateway.identity import ROLE_ORDER, Identity, Org
@@ -132,14 +133,11 @@ def _load(path: str, err: TextIO) -> GatewayConfig | None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    if not args.config:
-        print("run: give -c FILE or set HF_GATEWAY_CONFIG", file=sys.stderr)
+    config = _required_config(args, "run")
+    if config is None or not _signing_key_usable(config, args.config):
         return EXIT_USAGE
     from gateway.serve import configure_logging, run
 
-    config = _load(args.config, sys.stderr)
-    if config is None:
-        return EXIT_USAGE
     configure_logging()
     run(config, args.config)
     return EXIT_OK
@@ -153,19 +151,43 @@ def _demo(args: argparse.Namespace) -> int:
     return demo_main(args.port)
 
 
+def _signing_key_usable(config: GatewayConfig, path: str) -> bool:
+    """The assertion key file parses (the config check only knows that it exists)."""
+    key_file = config.identity.assertion.signing_key_file
+    if key_file is None:
+        return True
+    try:
+        load_signing_keys(key_file)
+    except (OSError, ValueError) as exc:
+        print(f"{path}: invalid configuration (1 problem)", file=sys.stderr)
+        print(f"  identity.assertion.signing_key_file: {exc}", file=sys.stderr)
+        return False
+    return True
+
+
+def _required_config(args: argparse.Namespace, verb: str) -> GatewayConfig | None:
+    """The configuration named by -c or HF_GATEWAY_CONFIG; None (with a message) if not."""
+    if not args.config:
+        print(f"{verb}: give -c FILE or set HF_GATEWAY_CONFIG", file=sys.stderr)
+        return None
+    return _load(args.config, sys.stderr)
+
+
+def _failed(verb: str, exc: Exception) -> int:
+    print(f"{verb}: {exc}", file=sys.stderr)
+    return EXIT_USAGE
+
+
 def _sessions_list(args: argparse.Namespace) -> int:
     from gateway.admin import AdminError, list_sessions
 
-    config = _load(args.config, sys.stderr) if args.config else None
+    config = _required_config(args, "sessions")
     if config is None:
-        if not args.config:
-            print("sessions: give -c FILE or set HF_GATEWAY_CONFIG", file=sys.stderr)
         return EXIT_USAGE
     try:
         found = asyncio.run(list_sessions(config, args.user))
     except (AdminError, StoreError) as exc:
-        print(f"sessions: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return _failed("sessions", exc)
     if args.json:
         print(json.dumps([_summary_json(s) for s in found], indent=2))
         return EXIT_OK
@@ -182,16 +204,13 @@ def _sessions_list(args: argparse.Namespace) -> int:
 def _sessions_revoke(args: argparse.Namespace) -> int:
     from gateway.admin import AdminError, revoke_sessions
 
-    config = _load(args.config, sys.stderr) if args.config else None
+    config = _required_config(args, "sessions")
     if config is None:
-        if not args.config:
-            print("sessions: give -c FILE or set HF_GATEWAY_CONFIG", file=sys.stderr)
         return EXIT_USAGE
     try:
         count = asyncio.run(revoke_sessions(config, user=args.user, session_id=args.session_id))
     except (AdminError, StoreError) as exc:
-        print(f"sessions: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return _failed("sessions", exc)
     print(f"revoked {count} session{'' if count == 1 else 's'}")
     return EXIT_OK
 
@@ -214,7 +233,7 @@ def _when(timestamp: float) -> str:
 
 def _check_config(args: argparse.Namespace) -> int:
     config = _load(args.file, sys.stderr)
-    if config is None:
+    if config is None or not _signing_key_usable(config, args.file):
         return EXIT_USAGE
     print(
         f"{args.file}: ok ({len(config.routes)} routes, "

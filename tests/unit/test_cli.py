@@ -505,3 +505,19 @@ def test_explain_json_reports_no_route_and_refused_paths_as_json(
     assert verdict["route"] is None
     assert verdict["decision"] == "deny"
     assert [r["code"] for r in verdict["reasons"]] == [code]
+
+
+@pytest.mark.parametrize("verb", ["check-config", "run"])
+def test_an_unusable_signing_key_is_a_config_error_not_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], verb: str
+) -> None:
+    """A key file that exists but holds no usable key is reported at its path, exit 2."""
+    (tmp_path / "key.pem").write_text("not a key\n")
+    raw = minimal_raw_config()
+    raw["identity"] = {"assertion": {"signing_key_file": "key.pem"}}
+    path = write_yaml(tmp_path / "gateway.yaml", raw)
+    args = [verb, str(path)] if verb == "check-config" else [verb, "-c", str(path)]
+    code, out, err = _run(args, capsys)
+    assert code == 2
+    assert "identity.assertion.signing_key_file: " in err
+    assert "Traceback" not in out + err
