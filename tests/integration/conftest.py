@@ -30,13 +30,24 @@ StartGateway = Callable[..., Awaitable[GatewayHarness]]
 
 @pytest.fixture
 async def start_gateway(fake_hf: FakeHF, upstream: str) -> AsyncIterator[StartGateway]:
-    """Start gateways with config overrides; all are stopped after the test."""
+    """Start gateways with config overrides (and optionally their own store, a store factory
+    for restarts, or another upstream); all are stopped after the test."""
     started: list[GatewayHarness] = []
 
     async def start(
-        overrides: dict[str, Any] | None = None, store: SessionStore | None = None
+        overrides: dict[str, Any] | None = None,
+        store: SessionStore | None = None,
+        *,
+        store_factory: Callable[[], SessionStore] | None = None,
+        upstream_url: str | None = None,
     ) -> GatewayHarness:
-        harness = GatewayHarness(fake_hf, upstream, overrides=overrides or {}, store=store)
+        harness = GatewayHarness(
+            fake_hf,
+            upstream_url or upstream,
+            overrides=overrides or {},
+            store=store,
+            store_factory=store_factory,
+        )
         started.append(harness)
         return await harness.start()
 

@@ -8,54 +8,30 @@ import contextlib
 import io
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 from yarl import URL
 
-from gateway.devtools.echo_upstream import create_echo_app, gzip_body
+from gateway.devtools.echo_upstream import gzip_body
 from tests.integration.conftest import StartGateway
 from tests.support.harness import API, GatewayHarness, base_raw_config
+from tests.support.raw_http import RecordingUpstream, recording_upstream
 from tests.support.redis_server import free_port
 
 MB = 1024 * 1024
 
 
-@dataclass
-class Recorder:
-    """An echo upstream that notes every request it receives."""
-
-    url: str
-    seen: list[str] = field(default_factory=list)
+Recorder = RecordingUpstream
 
 
 @pytest.fixture
 async def recorder() -> AsyncIterator[Recorder]:
     """A second echo upstream that records what reaches it, to prove what never did."""
-    app = create_echo_app()
-    recorder = Recorder("")
-
-    @web.middleware
-    async def record(
-        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-    ) -> web.StreamResponse:
-        recorder.seen.append(f"{request.method} {request.raw_path}")
-        return await handler(request)
-
-    app.middlewares.append(record)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    recorder.url = f"http://127.0.0.1:{port}"
-    try:
-        yield recorder
-    finally:
-        await runner.cleanup()
+    async with recording_upstream() as running:
+        yield running
 
 
 def routes_with(upstream: str, /, *extra: dict[str, Any], **tool: Any) -> dict[str, Any]:
@@ -236,7 +212,7 @@ async def test_anonymous_websocket_is_refused_before_the_upstream(
         recorder.seen.clear()  # the sign-in itself ends on the upstream's front page
         async with http.ws_connect(f"{harness.url}/api/ws") as ws:
             assert await ws.receive_str(timeout=5) == "hello alice"
-    assert recorder.seen == ["GET /api/ws"]
+    assert recorder.requests() == ["GET /api/ws"]
 
 
 async def test_refused_upgrade_does_not_leave_a_tunnel(
@@ -271,7 +247,7 @@ async def test_route_without_websockets_refuses_the_upgrade(
         assert refused.value.status == 403
         assert recorder.seen == []
         await echo(http, "GET", f"{harness.url}/nows/api/echo")
-    assert recorder.seen == ["GET /api/echo"]
+    assert recorder.requests() == ["GET /api/echo"]
 
 
 # --- upstream failures -----------------------------------------------------------------
@@ -515,4 +491,4 @@ async def test_ambiguous_body_framing_is_rejected(
     answer = await raw_exchange(harness.port, request("Content-Length: 5\r\n", "hello"))
     assert answer.startswith(b"HTTP/1.1 200 ")
     assert b'"body_size": 5' in answer
-    assert recorder.seen == ["POST /api/echo"]
+    assert recorder.requests() == ["POST /api/echo"]

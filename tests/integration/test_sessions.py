@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import Any
 
 import aiohttp
@@ -20,6 +20,7 @@ import redis.asyncio as aioredis
 from gateway.devtools.fake_hf import FakeHF
 from gateway.session.redis import RedisStore
 from gateway.session.store import SessionStore
+from tests.integration.conftest import StartGateway
 from tests.support.harness import API, BROWSER, GatewayHarness, base_raw_config
 from tests.support.raw_http import RecordingUpstream, recording_upstream
 from tests.support.redis_server import RedisServer
@@ -30,32 +31,13 @@ REVALIDATE = 1
 """session.revalidate_after used by the revalidation and refresh tests (seconds)."""
 PAST_REVALIDATION = REVALIDATE + 0.2
 
-Launch = Callable[..., Awaitable[GatewayHarness]]
+Launch = StartGateway
 
 
 @pytest.fixture
-async def launch(fake_hf: FakeHF, upstream: str) -> AsyncIterator[Launch]:
+def launch(start_gateway: StartGateway) -> Launch:
     """Start gateways (optionally on another upstream or store factory); stop them after."""
-    started: list[GatewayHarness] = []
-
-    async def start(
-        overrides: dict[str, Any] | None = None,
-        *,
-        store_factory: Callable[[], SessionStore] | None = None,
-        upstream_url: str | None = None,
-    ) -> GatewayHarness:
-        harness = GatewayHarness(
-            fake_hf,
-            upstream_url or upstream,
-            overrides=overrides or {},
-            store_factory=store_factory,
-        )
-        started.append(harness)
-        return await harness.start()
-
-    yield start
-    for harness in started:
-        await harness.stop()
+    return start_gateway
 
 
 @pytest.fixture

@@ -136,6 +136,10 @@ class RecordingUpstream:
     def paths(self) -> list[str]:
         return [s.path for s in self.seen]
 
+    def requests(self) -> list[str]:
+        """Each request as ``METHOD raw-target``."""
+        return [f"{s.method} {s.raw_path}" for s in self.seen]
+
 
 @contextlib.asynccontextmanager
 async def recording_upstream() -> AsyncIterator[RecordingUpstream]:
