@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
+from functools import cached_property
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -116,6 +117,29 @@ class Rule(BaseModel):
         if all(getattr(self, name) is None for name in type(self).model_fields):
             raise ValueError("a rule needs at least one criterion")
         return self
+
+    # The rule's lists as the sets matching compares against, built once per rule rather
+    # than on every request.
+
+    @cached_property
+    def users_folded(self) -> frozenset[str]:
+        return _folded(self.user or ())
+
+    @cached_property
+    def orgs_folded(self) -> frozenset[str]:
+        return _folded(self.org or ())
+
+    @cached_property
+    def org_id_set(self) -> frozenset[str]:
+        return frozenset(self.org_id or ())
+
+    @cached_property
+    def methods_upper(self) -> frozenset[str]:
+        return frozenset(m.upper() for m in self.method or ())
+
+    @cached_property
+    def token_roles_folded(self) -> frozenset[str]:
+        return _folded(self.token_role or ())
 
 
 def _as_rule_list(value: Any) -> Any:
@@ -340,19 +364,19 @@ def _match(rule: Rule, ctx: _Context, path: str) -> list[_Failure]:
     """Return the failed criteria of ``rule``; an empty list means the rule matched."""
     failures: list[_Failure] = []
     ident = ctx.identity
-    if rule.user is not None and _fold(ident.username) not in _folded(rule.user):
+    if rule.user is not None and _fold(ident.username) not in rule.users_folded:
         failures.append(_Failure(f"{path}.user", f"user {ident.username} is not listed"))
     if rule.user_id is not None and ident.sub not in rule.user_id:
         failures.append(_Failure(f"{path}.user_id", f"user id {ident.sub} is not listed"))
     if rule.org is not None:
-        folded = _folded(rule.org)
+        folded = rule.orgs_folded
         failures.extend(
             _org_failures(
                 ctx, lambda o: _fold(o.slug) in folded, rule.org, rule.min_role, f"{path}.org"
             )
         )
     if rule.org_id is not None:
-        ids = frozenset(rule.org_id)
+        ids = rule.org_id_set
         failures.extend(
             _org_failures(ctx, lambda o: o.sub in ids, rule.org_id, rule.min_role, f"{path}.org_id")
         )
@@ -374,12 +398,10 @@ def _match(rule: Rule, ctx: _Context, path: str) -> list[_Failure]:
         )
     if rule.pro is not None and ident.is_pro != rule.pro:
         failures.append(_Failure(f"{path}.pro", f"pro is not {rule.pro}"))
-    if rule.method is not None and ctx.request.method.upper() not in {
-        m.upper() for m in rule.method
-    }:
+    if rule.method is not None and ctx.request.method.upper() not in rule.methods_upper:
         failures.append(_Failure(f"{path}.method", f"method {ctx.request.method} is not listed"))
     if rule.token_role is not None and (
-        ident.token_role is None or _fold(ident.token_role) not in _folded(rule.token_role)
+        ident.token_role is None or _fold(ident.token_role) not in rule.token_roles_folded
     ):
         failures.append(
             _Failure(f"{path}.token_role", f"token role {ident.token_role or 'none'} is not listed")

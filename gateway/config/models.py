@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping
+from functools import cached_property
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -82,12 +83,13 @@ class ServerConfig(BaseModel):
     def _redirect_hosts(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(_check_host_pattern(h) for h in value)
 
-    @property
+    @cached_property
     def public_scheme(self) -> str:
         return urlsplit(self.public_url).scheme
 
-    @property
+    @cached_property
     def public_host(self) -> str:
+        """public_url's host, parsed once (it is compared on the request path)."""
         return urlsplit(self.public_url).hostname or ""
 
 

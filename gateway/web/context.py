@@ -94,5 +94,10 @@ class GatewayContext:
         """Canonical names of every header the gateway sets upstream."""
         return self.identity_headers.owned
 
+    @cached_property
+    def owned_with_authorization(self) -> frozenset[str]:
+        """owned_headers plus Authorization, for requests authenticated by a bearer token."""
+        return self.owned_headers | {"authorization"}
+
 
 GATEWAY = web.AppKey("gateway", GatewayContext)

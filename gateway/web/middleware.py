@@ -64,8 +64,8 @@ async def _guarded(
     if isinstance(caller, web.Response):
         return caller
     identity = caller.identity
-    target = original_target(ctx, request, host, path, query)
     if identity is None:
+        target = original_target(ctx, request, host, path, query)
         return responses.unauthenticated(request, ctx, target)
     access = ctx.access.decide(route, path.match, request.method, identity, now, host)
     if not access.decision.allowed:
@@ -76,6 +76,7 @@ async def _guarded(
             identity.username,
             ",".join(r.code.value for r in access.decision.reasons),
         )
+        target = original_target(ctx, request, host, path, query)
         return responses.denied(request, ctx, access.decision, identity, target)
     if caller.session is not None and not _same_site_request(request, ctx):
         return responses.error(
@@ -152,13 +153,12 @@ async def _forward(
     access_token: str,
 ) -> web.StreamResponse:
     identity = caller.identity
+    # A bearer token the gateway consumed is its own: it reaches the upstream only as
+    # X-Forwarded-Access-Token, and only where pass_access_token says so.
+    owned = ctx.owned_with_authorization if caller.token is not None else ctx.owned_headers
     headers = filter_request_headers(
-        list(request.headers.items()), owned=ctx.owned_headers, drop_cookies=ctx.gateway_cookies
+        list(request.headers.items()), owned=owned, drop_cookies=ctx.gateway_cookies
     )
-    if caller.token is not None:
-        # The gateway consumed this credential; it reaches the upstream only as
-        # X-Forwarded-Access-Token, and only where pass_access_token says so.
-        headers = [(k, v) for k, v in headers if k.lower() != "authorization"]
     if route.preserve_host:
         headers.append(("Host", request.host))
     headers.extend(ctx.identity_headers.render(identity, route.name))
