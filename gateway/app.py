@@ -37,6 +37,7 @@ from gateway.web.hardening import install_safe_error_answers
 from gateway.web.middleware import handle
 from gateway.web.proxy import UpstreamClient
 from gateway.web.sessions import RESOLVER, SessionResolver
+from gateway.web.tunnels import GOING_AWAY, TunnelRegistry
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,8 @@ def create_app(
             headers={"User-Agent": "hf-gateway"},
         )
         own_provider = provider or build_provider(config, provider_http)
-        upstream = UpstreamClient()
+        upstream = UpstreamClient(config.routes)
+        tunnels = TunnelRegistry()
         ctx = GatewayContext(
             config=config,
             access=AccessControl(config),
@@ -92,18 +94,19 @@ def create_app(
             ),
             cookies=CookieSettings.from_config(config),
             upstream=upstream,
+            tunnels=tunnels,
             clock=clock,
         )
         app[GATEWAY] = ctx
         app[RESOLVER] = SessionResolver(ctx)
         app[TOKENS] = TokenResolver(own_provider)
         tasks = [asyncio.create_task(keep_metadata_fresh(own_provider))]
-        if cache is not None and isinstance(own_store, InvalidationSource):
-            tasks.append(
-                asyncio.create_task(
-                    own_store.listen_invalidations(cache.invalidate, cache.channel_state)
-                )
-            )
+        on_key, on_state = invalidation_listeners(cache, tunnels)
+        if isinstance(own_store, InvalidationSource):
+            tasks.append(asyncio.create_task(own_store.listen_invalidations(on_key, on_state)))
+        else:  # one process, one store: every change is reported here directly
+            tunnels.listening_locally()
+        ctx.sessions.on_change = tunnels.invalidated
         try:
             yield
         finally:
@@ -111,13 +114,37 @@ def create_app(
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            await tunnels.close()
             await upstream.close()
             await own_provider.close()
             await provider_http.close()
             await own_store.close()
 
+    async def end_tunnels(app: web.Application) -> None:
+        app[GATEWAY].tunnels.end_all(GOING_AWAY, "the gateway is shutting down")
+
     app.cleanup_ctx.append(services)
+    app.on_shutdown.append(end_tunnels)
     return app
+
+
+def invalidation_listeners(
+    cache: WarmCache[LoadedSession] | None, tunnels: TunnelRegistry
+) -> tuple[Callable[[str], None], Callable[[bool], None]]:
+    """What the invalidation channel feeds: the warm cache first, then the tunnels (so a
+    tunnel's re-check never reads the entry that was just invalidated)."""
+
+    def on_key(key: str) -> None:
+        if cache is not None:
+            cache.invalidate(key)
+        tunnels.invalidated(key)
+
+    def on_state(listening: bool) -> None:
+        if cache is not None:
+            cache.channel_state(listening)
+        tunnels.channel_state(listening)
+
+    return on_key, on_state
 
 
 def warm_cache_for(config: GatewayConfig, store: SessionStore) -> WarmCache[LoadedSession] | None:

@@ -30,6 +30,9 @@ HOP_BY_HOP = frozenset(
         "upgrade",
     }
 )
+FRAMING = frozenset({"content-length", "transfer-encoding", "expect"})
+"""The client's body framing: the gateway re-frames every body itself, and has answered
+``Expect: 100-continue`` on its own side already."""
 FORWARDING = frozenset(
     {
         "x-forwarded-for",
@@ -145,13 +148,13 @@ def connection_listed(items: Iterable[Pair]) -> frozenset[str]:
 def filter_request_headers(
     items: Sequence[Pair], *, owned: frozenset[str], drop_cookies: frozenset[str]
 ) -> list[Pair]:
-    """The client's headers minus hop-by-hop, owned and Host headers, and minus the
-    gateway's own cookies (the Cookie header is dropped when nothing else is left)."""
+    """The client's headers minus hop-by-hop, framing, owned and Host headers, and minus
+    the gateway's own cookies (the Cookie header is dropped when nothing else is left)."""
     listed = connection_listed(items)
     kept: list[Pair] = []
     for name, value in items:
         key = canonical(name)
-        if key in HOP_BY_HOP or key in listed or key in owned or key == "host":
+        if key in HOP_BY_HOP or key in FRAMING or key in listed or key in owned or key == "host":
             continue
         if key == "cookie":
             remaining = strip_cookies(value, drop_cookies)
@@ -160,6 +163,28 @@ def filter_request_headers(
             continue
         kept.append((name, value))
     return kept
+
+
+def cookie_value(headers: Iterable[str], name: str) -> str | None:
+    """The value of cookie ``name`` across every Cookie header line; None when absent or
+    ambiguous (two different values: a tossed cookie must not pick the session).
+
+    A plain split instead of ``http.cookies``: the gateway's cookies are unquoted tokens,
+    and this runs on every request.
+    """
+    found: str | None = None
+    prefix = name + "="
+    for header in headers:
+        if prefix not in header:
+            continue
+        for part in header.split(";"):
+            part = part.strip()
+            if part.startswith(prefix):
+                value = part[len(prefix) :]
+                if found is not None and value != found:
+                    return None
+                found = value
+    return found
 
 
 def strip_cookies(header: str, names: frozenset[str]) -> str | None:

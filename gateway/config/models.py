@@ -48,6 +48,11 @@ class ServerConfig(BaseModel):
     metrics_listen: str | None = "127.0.0.1:9090"
     workers: int = Field(default=1, ge=1, le=64)
     allowed_redirect_hosts: StrTuple = ()
+    request_head_timeout: Duration = Field(
+        default=10,
+        description="A client connection that has begun a request must finish sending its "
+        "head (request line and headers) within this time, or it is closed (slowloris)",
+    )
 
     @field_validator("listen")
     @classmethod
@@ -304,6 +309,23 @@ class RouteConfig(BaseModel):
     websockets: bool = True
     connect_timeout: Duration = 5
     read_timeout: Duration = 60
+    max_connections: int = Field(
+        default=512,
+        ge=1,
+        le=65536,
+        description="HTTP connections this route may hold to its upstream (busy and idle); "
+        "websocket tunnels are not counted",
+    )
+    pool_timeout: Duration = Field(
+        default=5,
+        description="How long a request waits for a free upstream connection before a "
+        "503 with Retry-After",
+    )
+    keepalive_timeout: Duration = Field(
+        default=4,
+        description="Idle upstream connections are closed after this; 0 never reuses one. "
+        "Keep it below the upstream's own keep-alive (uvicorn and Node close after 5 s)",
+    )
     pass_access_token: bool | None = None
 
     @field_validator("name")

@@ -62,6 +62,8 @@ class SessionManager:
         self.times = times
         self._clock = clock
         self.cache = cache
+        self.on_change: Callable[[str], None] | None = None
+        """Told of every session this process writes or deletes (open tunnels listen)."""
 
     # ------------------------------------------------------------------ sessions
 
@@ -127,6 +129,8 @@ class SessionManager:
         """A session was written or deleted: drop it here and on every other process."""
         if self.cache:
             self.cache.invalidate(key)
+        if self.on_change is not None:
+            self.on_change(key)
         await self.store.publish_invalidation(key)
 
     async def save(self, key: str, record: SessionRecord) -> None:

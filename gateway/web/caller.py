@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from gateway.errors import ProviderError, ProviderRateLimited, StoreError
+from gateway.headers import cookie_value
 from gateway.identity import Identity
 from gateway.session.manager import LoadedSession
 from gateway.web import responses
@@ -27,6 +28,8 @@ class Caller:
     session: LoadedSession | None = None
     token: str | None = None
     """The bearer token the gateway consumed (never forwarded as Authorization)."""
+    cookie: str | None = None
+    """The session cookie that identified the caller (kept to re-check a websocket)."""
 
     @property
     def cache_key(self) -> str:
@@ -36,12 +39,17 @@ class Caller:
         return token_key(self.token) if self.token else ""
 
 
+def session_cookie(request: web.Request, ctx: GatewayContext) -> str | None:
+    return cookie_value(request.headers.getall("Cookie", ()), ctx.cookies.name)
+
+
 async def identify(request: web.Request, ctx: GatewayContext) -> Caller | web.Response:
     """The caller, or the 401/503 answer to send instead."""
     try:
-        resolved = await request.app[RESOLVER].resolve(request.cookies.get(ctx.cookies.name))
+        cookie = session_cookie(request, ctx)
+        resolved = await request.app[RESOLVER].resolve(cookie)
         if resolved.identity is not None:
-            return Caller(resolved.identity, resolved.session)
+            return Caller(resolved.identity, resolved.session, cookie=cookie)
         token = None
         if ctx.config.provider.bearer_tokens:
             token = bearer_token(request.headers.get("Authorization"))

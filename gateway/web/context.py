@@ -21,6 +21,7 @@ from gateway.headers import IdentityHeaders, TrustedProxies
 from gateway.providers.base import Provider
 from gateway.routing import RedirectPolicy
 from gateway.session.manager import SessionManager
+from gateway.web.tunnels import TunnelRegistry
 
 if TYPE_CHECKING:
     from gateway.web.proxy import UpstreamClient
@@ -69,6 +70,7 @@ class GatewayContext:
     redirects: RedirectPolicy
     cookies: CookieSettings
     upstream: UpstreamClient
+    tunnels: TunnelRegistry = field(default_factory=TunnelRegistry)
     clock: Callable[[], float] = field(default=time.time)
 
     @property

@@ -27,6 +27,7 @@ from gateway.session.model import (
     new_nonce,
 )
 from gateway.web import pages, responses
+from gateway.web.caller import session_cookie
 from gateway.web.context import GATEWAY_PREFIX, LOGIN_COOKIE, STATIC_PREFIX, GatewayContext
 
 log = logging.getLogger(__name__)
@@ -111,7 +112,7 @@ async def login(request: web.Request, ctx: GatewayContext) -> web.StreamResponse
 
 
 async def _granted_scopes(request: web.Request, ctx: GatewayContext) -> tuple[str, ...]:
-    loaded = await ctx.sessions.load(request.cookies.get(ctx.cookies.name))
+    loaded = await ctx.sessions.load(session_cookie(request, ctx))
     if loaded is None:
         return ()
     return tuple(sorted(s for s in loaded.record.identity.scopes if _SCOPE.match(s)))
@@ -154,7 +155,7 @@ async def callback(request: web.Request, ctx: GatewayContext) -> web.StreamRespo
         )
     try:
         cookie = await ctx.sessions.create(
-            result.identity, result.tokens, previous_cookie=request.cookies.get(ctx.cookies.name)
+            result.identity, result.tokens, previous_cookie=session_cookie(request, ctx)
         )
     except StoreError:
         return responses.unavailable(
@@ -252,7 +253,7 @@ def _login_failed(
 async def logout(request: web.Request, ctx: GatewayContext) -> web.StreamResponse:
     """Delete the session server-side and clear the cookie; a copied cookie stops working."""
     try:
-        identity = await ctx.sessions.destroy(request.cookies.get(ctx.cookies.name))
+        identity = await ctx.sessions.destroy(session_cookie(request, ctx))
     except StoreError:
         return responses.unavailable(
             request, "The session store is unavailable; you are not signed out yet."

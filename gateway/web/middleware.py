@@ -7,7 +7,9 @@ a 4xx/5xx answer; nothing is forwarded unless the policy allowed it (fail closed
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from aiohttp import web
@@ -21,10 +23,14 @@ from gateway.headers import (
     forwarding_headers,
 )
 from gateway.routing import NormalPath, normalize_host, normalize_path, strip_path_prefix
+from gateway.session.model import TOUCH_INTERVAL, SessionRecord
 from gateway.web import endpoints, responses
-from gateway.web.caller import Caller, identify
+from gateway.web.bearer import ACCEPTED_TTL as TOKEN_RECHECK
+from gateway.web.caller import TOKENS, Caller, identify
 from gateway.web.context import GATEWAY, GATEWAY_PREFIX, GatewayContext
 from gateway.web.proxy import UpstreamError, forward_http, forward_websocket, is_websocket
+from gateway.web.sessions import RESOLVER
+from gateway.web.tunnels import Binding, Tunnel, Verdict
 
 log = logging.getLogger(__name__)
 
@@ -159,8 +165,6 @@ async def _forward(
     headers = filter_request_headers(
         list(request.headers.items()), owned=owned, drop_cookies=ctx.gateway_cookies
     )
-    if route.preserve_host:
-        headers.append(("Host", request.host))
     headers.extend(ctx.identity_headers.render(identity, route.name))
     assertion = ""
     if identity is not None:
@@ -178,17 +182,86 @@ async def _forward(
     )
     headers.extend(forwarding_headers(chain, facts))
     target = strip_path_prefix(path.forward, route.path) if route.strip_prefix else path.forward
+    host = request.host if route.preserve_host else None
     try:
         if is_websocket(request):
             if not route.websockets:
                 return responses.error(
                     request, 403, "websockets_disabled", "Forbidden", "Websockets are off here."
                 )
-            return await forward_websocket(request, ctx.upstream, route, target, query, headers)
+            return await forward_websocket(
+                request,
+                ctx.upstream,
+                route,
+                target,
+                query,
+                headers,
+                _tunnel_opener(request, ctx, route, path, caller),
+                host,
+            )
         return await forward_http(
-            request, ctx.upstream, route, target, query, headers, ctx.gateway_cookies
+            request, ctx.upstream, route, target, query, headers, ctx.gateway_cookies, host
         )
     except UpstreamError as exc:
         log.warning("upstream %s failed: %s", route.name, exc)
+        if exc.status == 503:
+            return responses.unavailable(
+                request, "The tool is busy; retry in a moment.", retry_after=exc.retry_after or 1
+            )
         title = "Bad gateway" if exc.status == 502 else "Gateway timeout"
+        if exc.status == 400:
+            return responses.error(request, 400, "bad_request", "Bad request", str(exc))
         return responses.error(request, exc.status, "upstream_error", title, str(exc))
+
+
+def _tunnel_opener(
+    request: web.Request,
+    ctx: GatewayContext,
+    route: RouteConfig,
+    path: NormalPath,
+    caller: Caller,
+) -> Callable[[Tunnel], Callable[[], None]]:
+    """How a websocket tunnel registers itself, with the check that re-judges it."""
+    host = normalize_host(request.host)
+    loop = asyncio.get_running_loop()
+
+    async def check(binding: Binding) -> Verdict:
+        if caller.token is not None:
+            identity = await request.app[TOKENS].resolve(caller.token)
+            if identity is None:
+                return Verdict("the token is no longer valid", 0.0)
+            next_check = loop.time() + TOKEN_RECHECK
+        else:
+            resolved = await request.app[RESOLVER].resolve(
+                caller.cookie, touch=binding.active_since_last_check()
+            )
+            if resolved.identity is None or resolved.session is None:
+                return Verdict("the session has ended", 0.0)
+            identity = resolved.identity
+            next_check = loop.time() + _seconds_to_next_change(ctx, resolved.session.record)
+        now = datetime.fromtimestamp(ctx.clock(), UTC)
+        access = ctx.access.decide(route, path.match, "GET", identity, now, host)
+        if not access.decision.allowed:
+            codes = ",".join(r.code.value for r in access.decision.reasons)
+            return Verdict(f"access was withdrawn ({codes})", 0.0)
+        return Verdict(None, next_check)
+
+    def open_tunnel(tunnel: Tunnel) -> Callable[[], None]:
+        if caller.session is not None:
+            first = _seconds_to_next_change(ctx, caller.session.record)
+        else:
+            first = TOKEN_RECHECK
+        return ctx.tunnels.add(Binding(caller.cache_key, check, tunnel, loop.time() + first))
+
+    return open_tunnel
+
+
+def _seconds_to_next_change(ctx: GatewayContext, record: SessionRecord) -> float:
+    """Until the session's next moment that can change a decision (at most a minute)."""
+    times = ctx.sessions.times
+    moments = (
+        record.expires_at,
+        record.last_seen + times.idle_timeout,
+        record.revalidated_at + times.revalidate_after,
+    )
+    return max(0.0, min(TOUCH_INTERVAL, min(moments) - ctx.clock()))

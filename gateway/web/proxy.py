@@ -1,6 +1,15 @@
 """Forwarding to upstreams: HTTP with streamed bodies both ways (SSE included), and
-websockets. The upstream client sits behind UpstreamClient, one small seam, so it can
-be swapped for a faster one without touching the rest.
+websockets. ``UpstreamClient`` is the one seam between the pipeline and the upstream hop.
+
+HTTP goes over the gateway's own client (upstream_pool + upstream_connection: asyncio
+protocols with llhttp), which owns the attribution guarantees. The gateway writes the
+framing itself: the client's Content-Length / Transfer-Encoding are never copied; a
+body is sent with the length aiohttp's strict parser read, or re-chunked. An answer whose
+body breaks off cuts the client's connection instead of ending a short 200.
+
+Websockets are tunnels of their own (aiohttp's websocket client on a connector without a
+pool limit), never drawn from the HTTP pools, and each is registered with the tunnel
+registry so it ends with its session.
 """
 
 from __future__ import annotations
@@ -8,19 +17,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import aiohttp
 from aiohttp import WSMsgType, web
+from multidict import CIMultiDict
 from yarl import URL
 
 from gateway.config import RouteConfig
 from gateway.headers import Pair, filter_response_headers
+from gateway.web.tunnels import Tunnel
+from gateway.web.upstream_connection import (
+    ResponseHead,
+    UpstreamClosed,
+    UpstreamConnection,
+    UpstreamFailure,
+)
+from gateway.web.upstream_pool import RoutePool, UpstreamAddress, UpstreamPools
 
 log = logging.getLogger(__name__)
 
-READ_BUFFER = 256 * 1024
-"""Large reads relay streams several times faster than small chunks (PERFORMANCE.md)."""
 _WS_HANDSHAKE = frozenset(
     {
         "sec-websocket-key",
@@ -30,68 +46,83 @@ _WS_HANDSHAKE = frozenset(
         "sec-websocket-accept",
     }
 )
+_RETRYABLE = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
+"""Idempotent methods (RFC 9110 §9.2.2): sent again once if a reused connection was stale."""
+_FRAMING = frozenset({"content-length", "transfer-encoding"})
 
 
 class UpstreamError(Exception):
-    """The upstream could not be reached (502) or did not answer in time (504)."""
+    """The upstream hop failed before an answer began: 502, 503 or 504 for the client."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, retry_after: int | None = None) -> None:
         self.status = status
+        self.retry_after = retry_after
         super().__init__(message)
 
 
 class UpstreamClient:
-    """One pooled ClientSession for TCP upstreams, one per unix socket, and unpooled
-    twins of them for requests whose connection must not be reused (HEAD)."""
+    """The HTTP pools of every route, and the websocket client beside them."""
 
-    def __init__(self) -> None:
-        self._tcp = self._session(aiohttp.TCPConnector(limit=0, limit_per_host=256))
-        self._tcp_once = self._session(aiohttp.TCPConnector(limit=0, force_close=True))
-        self._unix: dict[tuple[str, bool], aiohttp.ClientSession] = {}
+    def __init__(self, routes: Sequence[RouteConfig]) -> None:
+        self.pools = UpstreamPools(list(routes))
+        self._ws_sessions: dict[str | None, aiohttp.ClientSession] = {}
 
-    @staticmethod
-    def _session(connector: aiohttp.BaseConnector) -> aiohttp.ClientSession:
-        return aiohttp.ClientSession(
-            connector=connector,
-            cookie_jar=aiohttp.DummyCookieJar(),  # cookies belong to the browser, not to us
-            auto_decompress=False,  # bodies pass through byte for byte
-            read_bufsize=READ_BUFFER,
-            skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
-            timeout=aiohttp.ClientTimeout(total=None),
-        )
+    def pool(self, route: RouteConfig) -> RoutePool:
+        return self.pools.pool(route)
 
-    def target(
-        self, route: RouteConfig, *, pooled: bool = True
-    ) -> tuple[aiohttp.ClientSession, str]:
-        """The session and base URL (no trailing slash) for a route's upstream.
-
-        ``pooled=False`` gives a session that closes each connection after one request.
-        """
-        if route.upstream.startswith("unix:"):
-            path = route.upstream[len("unix:") :]
-            session = self._unix.get((path, pooled))
-            if session is None:
-                connector = aiohttp.UnixConnector(path=path, force_close=not pooled)
-                session = self._session(connector)
-                self._unix[(path, pooled)] = session
-            return session, "http://localhost"
-        return (self._tcp if pooled else self._tcp_once), route.upstream
+    def websocket_session(self, address: UpstreamAddress) -> aiohttp.ClientSession:
+        session = self._ws_sessions.get(address.unix_path)
+        if session is None:
+            connector: aiohttp.BaseConnector
+            if address.unix_path is not None:
+                connector = aiohttp.UnixConnector(path=address.unix_path, limit=0)
+            else:
+                connector = aiohttp.TCPConnector(limit=0, force_close=True)
+            session = aiohttp.ClientSession(
+                connector=connector,
+                cookie_jar=aiohttp.DummyCookieJar(),  # cookies belong to the browser
+                skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding"),
+                timeout=aiohttp.ClientTimeout(total=None),
+            )
+            self._ws_sessions[address.unix_path] = session
+        return session
 
     async def close(self) -> None:
-        await self._tcp.close()
-        await self._tcp_once.close()
-        for session in self._unix.values():
+        await self.pools.close()
+        for session in self._ws_sessions.values():
             await session.close()
 
 
-def _timeout(route: RouteConfig) -> aiohttp.ClientTimeout:
-    return aiohttp.ClientTimeout(
-        total=None, sock_connect=route.connect_timeout, sock_read=route.read_timeout or None
-    )
+# --------------------------------------------------------------------------- HTTP
 
 
-def _url(base: str, path: str, query: str) -> URL:
-    return URL(base + path + (f"?{query}" if query else ""), encoded=True)
+def request_head(
+    method: str, target: str, host: str, headers: Sequence[Pair], framing: str
+) -> bytes:
+    """The upstream request head, with the gateway's own framing line.
+
+    Every value here came through aiohttp's strict parser or the gateway's own encoders,
+    none can hold CR or LF; the line count is checked anyway, so a header can never
+    become two (fail closed: the request is refused rather than sent).
+    """
+    lines = [f"{method} {target} HTTP/1.1", f"Host: {host}"]
+    lines.extend(f"{name}: {value}" for name, value in headers)
+    if framing:
+        lines.append(framing)
+    lines.append("\r\n")
+    head = "\r\n".join(lines)
+    if head.count("\n") != len(lines) or head.count("\r") != len(lines):
+        raise UpstreamError(400, "a header value held a line break")
+    return head.encode("utf-8", "surrogateescape")
+
+
+def _framing(request: web.Request) -> tuple[str, bool]:
+    """The framing line for the request body and whether it is re-chunked."""
+    if request.content_length is not None:
+        return f"Content-Length: {request.content_length}", False
+    if request.body_exists:
+        return "Transfer-Encoding: chunked", True
+    return "", False
 
 
 async def forward_http(
@@ -102,55 +133,130 @@ async def forward_http(
     query: str,
     headers: Sequence[Pair],
     drop_cookies: frozenset[str],
+    host: str | None = None,
 ) -> web.StreamResponse:
-    """Send the request upstream and stream the answer back; UpstreamError if it fails."""
-    # Some upstreams write a body after their HEAD answer anyway (aiohttp's StreamResponse
-    # does). aiohttp's client hands a HEAD's connection back to the pool as soon as the
-    # headers are read, so bytes arriving a moment later would be read as the answer to
-    # the next request on that connection, possibly another user's. HEAD is rare: it
-    # never uses a pooled connection.
-    session, base = client.target(route, pooled=request.method != "HEAD")
-    body = request.content if request.body_exists else None
+    """Send the request upstream and relay the answer; UpstreamError if none began.
+
+    ``host`` is the Host header to send (the client's when the route preserves it);
+    None sends the upstream's own authority.
+    """
+    pool = client.pool(route)
+    address = pool.address
+    target = address.base_path + path + ("?" + query if query else "")
+    framing, chunked = _framing(request)
+    head = request_head(request.method, target, host or address.authority, headers, framing)
+    has_body = request.body_exists
+    retryable = not has_body and request.method in _RETRYABLE
+    while True:
+        connection = await _acquire(pool)
+        try:
+            answer = await _exchange(request, connection, head, has_body, chunked)
+        except UpstreamClosed as exc:
+            pool.release(connection, reusable=False)
+            if retryable and connection.reused and exc.nothing_received:
+                retryable = False  # a stale keep-alive connection: once on a fresh one
+                continue
+            raise UpstreamError(exc.status, str(exc)) from exc
+        except UpstreamFailure as exc:
+            pool.release(connection, reusable=False)
+            raise UpstreamError(exc.status, str(exc)) from exc
+        except BaseException:
+            pool.release(connection, reusable=False)
+            raise
+        break
     try:
-        upstream = await session.request(
-            request.method,
-            _url(base, path, query),
-            headers=list(headers),
-            data=body,
-            allow_redirects=False,
-            timeout=_timeout(route),
-        )
-    except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
-        raise UpstreamError(504, "the upstream did not answer in time") from exc
-    except (aiohttp.ClientError, OSError) as exc:
-        raise UpstreamError(502, f"the upstream is unreachable ({type(exc).__name__})") from exc
-    try:
-        return await _relay(request, upstream, drop_cookies)
+        return await _relay(request, connection, answer, drop_cookies)
     finally:
-        upstream.release()
+        pool.release(connection, connection.reusable())
+
+
+async def _acquire(pool: RoutePool) -> UpstreamConnection:
+    try:
+        return await pool.acquire()
+    except UpstreamFailure as exc:
+        retry_after = 1 if exc.status == 503 else None
+        raise UpstreamError(exc.status, str(exc), retry_after) from exc
+
+
+async def _exchange(
+    request: web.Request,
+    connection: UpstreamConnection,
+    head: bytes,
+    has_body: bool,
+    chunked: bool,
+) -> ResponseHead:
+    connection.begin(head_request=request.method == "HEAD")
+    connection.write(head)
+    if has_body:
+        await _send_body(request, connection, chunked)
+    return await connection.response_head()
+
+
+async def _send_body(request: web.Request, connection: UpstreamConnection, chunked: bool) -> None:
+    content = request.content
+    while not connection.closed:
+        chunk = await content.readany()
+        if not chunk:
+            break
+        connection.write(b"%x\r\n%s\r\n" % (len(chunk), chunk) if chunked else chunk)
+        await connection.drain()
+    if chunked:
+        connection.write(b"0\r\n\r\n")
+
+
+def _response_headers(answer: ResponseHead, drop_cookies: frozenset[str]) -> CIMultiDict[str]:
+    kept = filter_response_headers(answer.headers, drop_cookies=drop_cookies)
+    if answer.has_body:  # the gateway frames the body itself
+        return CIMultiDict((k, v) for k, v in kept if k.lower() not in _FRAMING)
+    # HEAD, 204, 304 keep the upstream's Content-Length: it describes the resource.
+    return CIMultiDict((k, v) for k, v in kept if k.lower() != "transfer-encoding")
 
 
 async def _relay(
-    request: web.Request, upstream: aiohttp.ClientResponse, drop_cookies: frozenset[str]
+    request: web.Request,
+    connection: UpstreamConnection,
+    answer: ResponseHead,
+    drop_cookies: frozenset[str],
 ) -> web.StreamResponse:
-    response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
-    for name, value in filter_response_headers(
-        list(upstream.headers.items()), drop_cookies=drop_cookies
-    ):
-        response.headers.add(name, value)
+    headers = _response_headers(answer, drop_cookies)
+    if not answer.has_body:
+        response = web.StreamResponse(status=answer.status, reason=answer.reason, headers=headers)
+        await response.prepare(request)
+        await response.write_eof()
+        return response
+    if connection.complete:  # the whole answer is here already: one write, with its length
+        body = connection.take_body()
+        if answer.content_length is not None and len(body) != answer.content_length:
+            connection.close()  # cannot happen with llhttp's framing; never guess
+            raise UpstreamError(502, "the upstream's body did not match its length")
+        return web.Response(status=answer.status, reason=answer.reason, headers=headers, body=body)
+    return await _stream(request, connection, answer, headers)
+
+
+async def _stream(
+    request: web.Request,
+    connection: UpstreamConnection,
+    answer: ResponseHead,
+    headers: CIMultiDict[str],
+) -> web.StreamResponse:
+    response = web.StreamResponse(status=answer.status, reason=answer.reason, headers=headers)
+    if answer.content_length is not None:
+        response.content_length = answer.content_length
     await response.prepare(request)
-    if request.method != "HEAD" and upstream.status not in (204, 304):
-        try:
-            async for chunk in upstream.content.iter_any():
-                await response.write(chunk)
-        except (aiohttp.ClientPayloadError, aiohttp.ServerTimeoutError, TimeoutError) as exc:
-            # Headers are gone already: the only honest signal left is a cut connection.
-            log.warning("upstream stream broke: %s", type(exc).__name__)
-            if request.transport is not None:
-                request.transport.close()
-            return response
+    try:
+        while chunk := await connection.read():
+            await response.write(chunk)
+    except UpstreamFailure as exc:
+        # Headers are gone already: the only honest signal left is a cut connection.
+        log.warning("upstream answer broke off: %s", type(exc).__name__)
+        if request.transport is not None:
+            request.transport.close()
+        return response
     await response.write_eof()
     return response
+
+
+# --------------------------------------------------------------------------- websockets
 
 
 def is_websocket(request: web.Request) -> bool:
@@ -168,16 +274,27 @@ async def forward_websocket(
     path: str,
     query: str,
     headers: Sequence[Pair],
+    open_tunnel: Callable[[Tunnel], Callable[[], None]],
+    host: str | None = None,
 ) -> web.StreamResponse:
-    """Open the upstream websocket first, then accept the client's, then pump frames."""
-    session, base = client.target(route)
+    """Open the upstream websocket first, then accept the client's, then pump frames.
+
+    ``open_tunnel`` registers the tunnel (so it can be ended with its session) and
+    returns the function that unregisters it.
+    """
+    address = client.pool(route).address
+    scheme = "https" if address.tls else "http"
+    base = "http://localhost" if address.unix_path else f"{scheme}://{address.authority}"
+    url = URL(base + address.base_path + path + ("?" + query if query else ""), encoded=True)
     protocols = [
         p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()
     ]
     upstream_headers = [(k, v) for k, v in headers if k.lower() not in _WS_HANDSHAKE]
+    if host is not None:
+        upstream_headers.append(("Host", host))
     try:
-        upstream = await session.ws_connect(
-            _url(base, path, query),
+        upstream = await client.websocket_session(address).ws_connect(
+            url,
             headers=upstream_headers,
             protocols=protocols,
             autoping=False,
@@ -197,20 +314,28 @@ async def forward_websocket(
         autoclose=False,
         max_msg_size=0,
     )
+    tunnel = Tunnel()
+    unregister = open_tunnel(tunnel)
     try:
         await downstream.prepare(request)
-        await _pump_both(downstream, upstream)
+        await _pump_both(downstream, upstream, tunnel)
     finally:
-        await upstream.close()
-        await downstream.close()
+        unregister()
+        code, reason = tunnel.ending or (None, "")
+        await upstream.close(code=1001 if code is not None else 1000)
+        if code is not None:
+            await downstream.close(code=code, message=reason.encode())
+        else:
+            await downstream.close()
     return downstream
 
 
 async def _pump_both(
-    downstream: web.WebSocketResponse, upstream: aiohttp.ClientWebSocketResponse
+    downstream: web.WebSocketResponse, upstream: aiohttp.ClientWebSocketResponse, tunnel: Tunnel
 ) -> None:
-    to_upstream = asyncio.ensure_future(_pump(downstream, upstream))
-    to_downstream = asyncio.ensure_future(_pump(upstream, downstream))
+    to_upstream = asyncio.ensure_future(_pump(downstream, upstream, tunnel.client_frame))
+    to_downstream = asyncio.ensure_future(_pump(upstream, downstream, None))
+    tunnel.attach(to_upstream, to_downstream)
     done, pending = await asyncio.wait(
         {to_upstream, to_downstream}, return_when=asyncio.FIRST_COMPLETED
     )
@@ -219,12 +344,14 @@ async def _pump_both(
         with contextlib.suppress(asyncio.CancelledError):
             await task
     for task in done:
-        task.result()
+        if not task.cancelled():
+            task.result()
 
 
 async def _pump(
     source: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,
     sink: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,
+    on_data: Callable[[], None] | None,
 ) -> None:
     """Copy frames one way until either side closes."""
     async for message in source:
@@ -234,10 +361,14 @@ async def _pump(
             await sink.send_bytes(message.data)
         elif message.type is WSMsgType.PING:
             await sink.ping(message.data)
+            continue
         elif message.type is WSMsgType.PONG:
             await sink.pong(message.data)
+            continue
         else:
             break
+        if on_data is not None:
+            on_data()
     code = source.close_code or 1000
     with contextlib.suppress(ConnectionResetError, RuntimeError):
         await sink.close(code=code if 1000 <= code < 5000 else 1011)

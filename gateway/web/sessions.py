@@ -41,8 +41,11 @@ class SessionResolver:
         self._ctx = ctx
         self._inflight: dict[str, asyncio.Future[LoadedSession | None]] = {}
 
-    async def resolve(self, cookie: str | None) -> Resolved:
-        """The identity behind a cookie; StoreError / ProviderUnavailable propagate (503)."""
+    async def resolve(self, cookie: str | None, *, touch: bool = True) -> Resolved:
+        """The identity behind a cookie; StoreError / ProviderUnavailable propagate (503).
+
+        ``touch=False`` leaves last_seen alone (a check that is not the user's activity).
+        """
         if not cookie:
             return Resolved(None)
         sessions = self._ctx.sessions
@@ -54,7 +57,7 @@ class SessionResolver:
             loaded = await self._revalidate_once(loaded)
             if loaded is None:
                 return Resolved(None)
-        elif needs_touch(loaded.record, now, sessions.times):
+        elif touch and needs_touch(loaded.record, now, sessions.times):
             touched = await sessions.touch(loaded)
             if touched is None:  # signed out or revoked since it was loaded
                 return Resolved(None)
