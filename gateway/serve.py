@@ -6,11 +6,13 @@ configuration itself, so nothing unpicklable crosses a process boundary.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import multiprocessing
 import os
 import re
 import signal
+from collections.abc import Callable
 from pathlib import Path
 
 from aiohttp import web
@@ -18,6 +20,7 @@ from aiohttp.abc import AbstractAccessLogger
 
 from gateway.app import create_app
 from gateway.config import GatewayConfig, load_config
+from gateway.web.listener import listen
 
 log = logging.getLogger("gateway")
 
@@ -59,18 +62,47 @@ def split_listen(listen: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+SHUTDOWN_TIMEOUT = 10.0
+
+
 def serve(config: GatewayConfig, *, reuse_port: bool = False) -> None:
-    """Run one gateway process until it is stopped."""
+    """Run one gateway process until SIGTERM or SIGINT (uvloop where installed)."""
+    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        runner.run(_serve(config, reuse_port))
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency where it builds
+        return None
+    return uvloop.new_event_loop
+
+
+async def _serve(config: GatewayConfig, reuse_port: bool) -> None:
     host, port = split_listen(config.server.listen)
-    web.run_app(
-        create_app(config),
-        host=host,
-        port=port,
-        reuse_port=reuse_port,
-        access_log_class=AccessLogger,
-        print=None,
-        shutdown_timeout=10,
+    runner = web.AppRunner(
+        create_app(config), access_log_class=AccessLogger, shutdown_timeout=SHUTDOWN_TIMEOUT
     )
+    await runner.setup()
+    try:
+        server = await listen(
+            runner,
+            host,
+            port,
+            head_timeout=config.server.request_head_timeout,
+            reuse_port=reuse_port,
+        )
+    except OSError as exc:
+        await runner.cleanup()
+        raise SystemExit(f"hf-gateway: cannot listen on {host}:{port}: {exc.strerror}") from None
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    server.close()  # no new connections; in-flight requests and tunnels are ended below
+    await runner.cleanup()
 
 
 def _worker(config_path: str) -> None:

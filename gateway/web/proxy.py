@@ -188,13 +188,17 @@ async def _exchange(
     connection.begin(head_request=request.method == "HEAD")
     connection.write(head)
     if has_body:
-        await _send_body(request, connection, chunked)
+        try:
+            await _send_body(request, connection, chunked)
+        except UpstreamClosed:
+            if not connection.answered:  # an early answer (413, 401) still counts
+                raise
     return await connection.response_head()
 
 
 async def _send_body(request: web.Request, connection: UpstreamConnection, chunked: bool) -> None:
     content = request.content
-    while not connection.closed:
+    while True:
         chunk = await content.readany()
         if not chunk:
             break

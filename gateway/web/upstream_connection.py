@@ -26,6 +26,7 @@ import asyncio
 import select
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 import httptools
 
@@ -126,6 +127,11 @@ class UpstreamConnection(asyncio.Protocol):
         return self.exchanges > 1
 
     @property
+    def answered(self) -> bool:
+        """The final answer's head has arrived."""
+        return self._final is not None
+
+    @property
     def complete(self) -> bool:
         return self._complete
 
@@ -147,9 +153,10 @@ class UpstreamConnection(asyncio.Protocol):
         )
 
     def write(self, data: bytes) -> None:
-        if self.transport is not None and not self.closed:
-            self.activity += 1
-            self.transport.write(data)
+        if self.transport is None or self.closed:
+            raise UpstreamClosed("the upstream connection is closed", nothing_received=True)
+        self.activity += 1
+        self.transport.write(data)
 
     async def drain(self) -> None:
         if self._write_paused and not self.closed:
@@ -219,10 +226,9 @@ class UpstreamConnection(asyncio.Protocol):
     # ------------------------------------------------------------------ asyncio.Protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        sock = transport.get_extra_info("socket")
-        if sock is not None and transport.get_extra_info("sslcontext") is None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None and self.transport.get_extra_info("sslcontext") is None:
             # TLS records (session tickets) may arrive unasked; only plain sockets are polled.
             self._poll = select.poll()
             self._poll.register(sock.fileno(), select.POLLIN | select.POLLPRI)

@@ -7,6 +7,7 @@ cookie jar, redirects followed) that can sign in as any fixture user.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import copy
 import secrets
@@ -22,6 +23,7 @@ from gateway.config import GatewayConfig, parse_config
 from gateway.devtools.echo_upstream import create_echo_app
 from gateway.devtools.fake_hf import FakeHF
 from gateway.session.store import SessionStore
+from gateway.web.listener import listen
 from tests.support.redis_server import free_port
 
 CLIENT_ID = "hf-gateway-demo"
@@ -91,6 +93,7 @@ class GatewayHarness:
     """Builds a new store for every start (the app closes its store when it stops), so a
     gateway backed by Redis can be restarted; takes precedence over ``store``."""
     runner: web.AppRunner | None = None
+    server: asyncio.Server | None = None
     config: GatewayConfig | None = None
 
     @property
@@ -105,15 +108,19 @@ class GatewayHarness:
         self.config = parse_config(self.raw_config())
         store = self.store_factory() if self.store_factory is not None else self.store
         app = create_app(self.config, store=store)
-        self.runner = web.AppRunner(app)
+        self.runner = web.AppRunner(app, shutdown_timeout=5)
         await self.runner.setup()
-        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
+        # The listener `hf-gateway run` uses, with its request-head deadline.
+        self.server = await listen(
+            self.runner,
+            "127.0.0.1",
+            self.port,
+            head_timeout=self.config.server.request_head_timeout,
+        )
         await self.wait_ready()
         return self
 
     async def wait_ready(self) -> None:
-        import asyncio
-
         async with aiohttp.ClientSession() as http:
             for _ in range(100):
                 async with http.get(f"{self.url}/_gateway/readyz") as response:
@@ -123,6 +130,9 @@ class GatewayHarness:
         raise RuntimeError("the gateway did not become ready")
 
     async def stop(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            self.server = None
         if self.runner is not None:
             await self.runner.cleanup()
             self.runner = None
