@@ -45,6 +45,7 @@ test: $(STAMP) system-deps lint check-examples
 	$(PY) -m pytest
 
 bench: $(STAMP)
+	@scripts/ensure-bench-deps.sh
 	$(PY) benchmarks/throughput.py
 
 clean:
