@@ -153,7 +153,7 @@ class AssertionCache:
     def get(self, session_key: str, identity: Identity, audience: str, now: float) -> str:
         key = (session_key, audience)
         entry = self._entries.get(key)
-        if entry is not None and entry[0] == identity and now < entry[1]:
+        if entry is not None and now < entry[1] and (entry[0] is identity or entry[0] == identity):
             self._entries.move_to_end(key)
             return entry[2]
         token = self._signer.sign(identity, audience, now)

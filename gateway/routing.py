@@ -7,6 +7,7 @@ gateway can read a path differently. Paths it cannot read one way only are refus
 
 from __future__ import annotations
 
+import functools
 import string
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ class NormalPath:
     match: str
 
 
+@functools.lru_cache(maxsize=8192)  # pure, and the same few paths come again and again
 def normalize_path(raw: str) -> NormalPath:
     """Normalise the path of a request target (without its query string).
 

@@ -36,7 +36,15 @@ def redact_target(target: str) -> str:
 
 
 class AccessLogger(AbstractAccessLogger):
-    """One line per request; never cookies, Authorization or OAuth codes."""
+    """One line per request; never cookies, Authorization or OAuth codes.
+
+    ``enabled`` follows the logger's level, so with access logging off (level WARNING)
+    aiohttp skips the call and even the clock read for it.
+    """
+
+    @property
+    def enabled(self) -> bool:
+        return self.logger.isEnabledFor(logging.INFO)
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         self.logger.info(

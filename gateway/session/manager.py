@@ -41,6 +41,9 @@ from gateway.session.model import (
 )
 from gateway.session.store import SessionStore
 
+VERIFIED_COOKIES = 65_536
+"""Verified cookies remembered per process (then forgotten all at once)."""
+
 
 @dataclass(frozen=True, slots=True)
 class LoadedSession:
@@ -62,6 +65,9 @@ class SessionManager:
         self.times = times
         self._clock = clock
         self.cache = cache
+        self._verified: dict[str, str] = {}
+        """Cookie -> store key for cookies that verified: a pure function, so remembered
+        instead of paying base64, HMAC and SHA-256 on every request."""
         self.on_change: Callable[[str], None] | None = None
         """Told of every session this process writes or deletes (open tunnels listen)."""
 
@@ -100,10 +106,9 @@ class SessionManager:
 
     async def load(self, cookie: str | None) -> LoadedSession | None:
         """The live session behind a cookie, or None (bad cookie, unknown, ended)."""
-        session_id = verify_cookie(cookie, self.keys)
-        if session_id is None:
+        key = self.key_for(cookie)
+        if key is None:
             return None
-        key = store_key(session_id)
         cached = self.cache.get(key) if self.cache else None
         if cached is not None and session_expired(cached.record, self._clock(), self.times) is None:
             return cached
@@ -124,6 +129,22 @@ class SessionManager:
         if self.cache:
             self.cache.put(key, loaded, epoch)
         return loaded
+
+    def key_for(self, cookie: str | None) -> str | None:
+        """The store key of a validly signed cookie, else None."""
+        if not cookie:
+            return None
+        key = self._verified.get(cookie)
+        if key is not None:
+            return key
+        session_id = verify_cookie(cookie, self.keys)
+        if session_id is None:
+            return None
+        key = store_key(session_id)
+        if len(self._verified) >= VERIFIED_COOKIES:
+            self._verified.clear()
+        self._verified[cookie] = key
+        return key
 
     async def _changed(self, key: str) -> None:
         """A session was written or deleted: drop it here and on every other process."""

@@ -22,6 +22,7 @@ from gateway.providers.base import Provider
 from gateway.routing import RedirectPolicy
 from gateway.session.manager import SessionManager
 from gateway.web.tunnels import TunnelRegistry
+from gateway.web.upstream_identity import UpstreamIdentity
 
 if TYPE_CHECKING:
     from gateway.web.proxy import UpstreamClient
@@ -90,6 +91,12 @@ class GatewayContext:
     def assertions(self) -> AssertionCache:
         """Signed assertions re-used per session and route while fresh (signing is costly)."""
         return AssertionCache(self.signer)
+
+    @cached_property
+    def upstream_identity(self) -> UpstreamIdentity:
+        return UpstreamIdentity(
+            self.identity_headers, self.assertions, self.config.identity.assertion.header
+        )
 
     @cached_property
     def owned_headers(self) -> frozenset[str]:

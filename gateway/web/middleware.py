@@ -165,12 +165,13 @@ async def _forward(
     headers = filter_request_headers(
         list(request.headers.items()), owned=owned, drop_cookies=ctx.gateway_cookies
     )
-    headers.extend(ctx.identity_headers.render(identity, route.name))
-    assertion = ""
-    if identity is not None:
-        assertion = ctx.assertions.get(caller.cache_key, identity, route.name, ctx.clock())
-    headers.append((ctx.config.identity.assertion.header, assertion))
-    headers.append((ACCESS_TOKEN_HEADER, access_token))
+    if identity is None:
+        headers.extend(ctx.upstream_identity.anonymous)
+    else:
+        headers.extend(
+            ctx.upstream_identity.pairs(caller.cache_key, identity, route.name, ctx.clock())
+        )
+        headers.append((ACCESS_TOKEN_HEADER, access_token))
     facts, chain = client_facts(
         peer=request.remote,
         scheme=request.scheme,
