@@ -15,6 +15,9 @@ from gateway.identity import Identity
 from gateway.policy import Decision, Policy, Reason, ReasonCode, RequestFacts, evaluate
 from gateway.routing import RouteTable, path_under
 
+MEMO_ENTRIES = 65_536
+"""Remembered decisions per process (then forgotten all at once)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Access:
@@ -29,6 +32,7 @@ class AccessControl:
     def __init__(self, config: GatewayConfig) -> None:
         self._table: RouteTable[RouteConfig] = RouteTable(config.routes)
         self._policies: dict[str, Policy] = {r.name: config.policy_for(r) for r in config.routes}
+        self._memo: dict[tuple[str, str, str, str, str], tuple[Identity | None, Access]] = {}
 
     def route_for(self, host: str, path: str) -> RouteConfig | None:
         """The route for a normalised host and match path, or None."""
@@ -53,3 +57,30 @@ class AccessControl:
                 return Access(route, Decision(True, (reason,)), public_path=True)
         facts = RequestFacts(method=method.upper(), path=path, host=host)
         return Access(route, evaluate(self.policy(route), identity, facts, now))
+
+    def decide_for(
+        self,
+        credential: str,
+        route: RouteConfig,
+        path: str,
+        method: str,
+        identity: Identity | None,
+        now: datetime,
+        host: str = "",
+    ) -> Access:
+        """``decide``, remembered per credential (session key or token hash, "" for
+        anonymous) and request facts while the identity is the same object.
+
+        A decision is a pure function of the policy, the identity and the request facts
+        (no criterion reads the time, see ``evaluate``); a revalidated or re-read session
+        brings a new Identity object, and with it a fresh decision.
+        """
+        key = (credential, route.name, path, method, host)
+        entry = self._memo.get(key)
+        if entry is not None and entry[0] is identity:
+            return entry[1]
+        access = self.decide(route, path, method, identity, now, host)
+        if len(self._memo) >= MEMO_ENTRIES:
+            self._memo.clear()
+        self._memo[key] = (identity, access)
+        return access

@@ -266,6 +266,8 @@ def evaluate(
     """Judge one request. Pure: no I/O, and ``now`` is given rather than read.
 
     ``now`` is part of the contract so time-dependent criteria never need a clock here.
+    ``AccessControl.decide_for`` remembers decisions by identity and request facts: a
+    criterion that reads ``now`` must make that memo time-aware.
     """
     del now  # no criterion depends on time yet; kept so callers never change
     if policy.public:

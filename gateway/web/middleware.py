@@ -63,7 +63,7 @@ async def _guarded(
     query: str,
 ) -> web.StreamResponse:
     now = datetime.fromtimestamp(ctx.clock(), UTC)
-    anonymous = ctx.access.decide(route, path.match, request.method, None, now, host)
+    anonymous = ctx.access.decide_for("", route, path.match, request.method, None, now, host)
     if anonymous.decision.allowed:  # a public route or path: no identity is looked up
         return await _forward(request, ctx, route, path, query, Caller(None), "")
     caller = await identify(request, ctx)
@@ -73,7 +73,9 @@ async def _guarded(
     if identity is None:
         target = original_target(ctx, request, host, path, query)
         return responses.unauthenticated(request, ctx, target)
-    access = ctx.access.decide(route, path.match, request.method, identity, now, host)
+    access = ctx.access.decide_for(
+        caller.cache_key, route, path.match, request.method, identity, now, host
+    )
     if not access.decision.allowed:
         log.info(
             "denied %s %s for %s: %s",
