@@ -260,11 +260,13 @@ def _tunnel_opener(
 
 
 def _seconds_to_next_change(ctx: GatewayContext, record: SessionRecord) -> float:
-    """Until the session's next moment that can change a decision (at most a minute)."""
+    """Until the session's next moment that can change a decision, and at most one touch
+    interval (so a tunnel in use records its activity before idle_timeout)."""
     times = ctx.sessions.times
     moments = (
         record.expires_at,
         record.last_seen + times.idle_timeout,
         record.revalidated_at + times.revalidate_after,
     )
-    return max(0.0, min(TOUCH_INTERVAL, min(moments) - ctx.clock()))
+    touch = min(TOUCH_INTERVAL, times.idle_timeout / 4)
+    return max(0.0, min(touch, min(moments) - ctx.clock()))
