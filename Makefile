@@ -44,8 +44,9 @@ check-examples: $(STAMP)
 test: $(STAMP) system-deps lint check-examples
 	$(PY) -m pytest
 
+## bench: throughput, latency, streaming and RSS against nginx and bare aiohttp.web (docs/benchmarks.md)
 bench: $(STAMP)
-	@scripts/ensure-bench-deps.sh
+	@scripts/ensure-system-deps.sh wrk nginx redis-server curl
 	$(PY) benchmarks/throughput.py
 
 clean:

@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
-# Make sure the system programs the tests run for real are present:
-# redis-server (session store tests) and chromium (browser tests).
+# Make sure the system programs named as arguments are present (each is a Debian package
+# of the same name), installing the missing ones with apt-get on Debian as root.
+# Without arguments: what `make test` runs for real, redis-server (session store tests)
+# and chromium (browser tests). `make bench` asks for wrk, nginx, redis-server and curl.
 set -euo pipefail
 
+wanted=("$@")
+[ ${#wanted[@]} -gt 0 ] || wanted=(redis-server chromium)
+
 missing=()
-command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
-command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || missing+=(chromium)
+for program in "${wanted[@]}"; do
+  command -v "$program" >/dev/null 2>&1 || [ -x "/usr/sbin/$program" ] || [ -x "/usr/bin/$program" ] \
+    || missing+=("$program")
+done
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = "0" ]; then

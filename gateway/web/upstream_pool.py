@@ -116,8 +116,9 @@ class RoutePool:
             stale = [c for c in self._idle if now - c.idle_since >= self.keepalive]
             for connection in stale:
                 self._idle.remove(connection)
-                self.total -= 1
                 connection.close()
+                if not self._hand_over(None):
+                    self.total -= 1
         if self.read_timeout > 0:
             for connection in list(self.busy):
                 connection.check_stall(now, self.read_timeout)
