@@ -194,14 +194,16 @@ def strip_cookies(header: str, names: frozenset[str]) -> str | None:
     return "; ".join(kept) or None
 
 
-def filter_response_headers(items: Sequence[Pair], *, drop_cookies: frozenset[str]) -> list[Pair]:
-    """The upstream's response headers minus hop-by-hop ones and any Set-Cookie that
-    would overwrite the gateway's own cookies."""
+def filter_response_headers(
+    items: Sequence[Pair], *, drop_cookies: frozenset[str], also: frozenset[str] = frozenset()
+) -> list[Pair]:
+    """The upstream's response headers minus hop-by-hop ones (and those named in ``also``)
+    and any Set-Cookie that would overwrite the gateway's own cookies."""
     listed = connection_listed(items)
     kept: list[Pair] = []
     for name, value in items:
         key = canonical(name)
-        if key in HOP_BY_HOP or key in listed:
+        if key in HOP_BY_HOP or key in listed or key in also:
             continue
         if key == "set-cookie" and value.split("=", 1)[0].strip() in drop_cookies:
             continue

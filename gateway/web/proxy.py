@@ -21,7 +21,6 @@ from collections.abc import Callable, Sequence
 
 import aiohttp
 from aiohttp import WSMsgType, web
-from multidict import CIMultiDict
 from yarl import URL
 
 from gateway.config import RouteConfig
@@ -48,7 +47,9 @@ _WS_HANDSHAKE = frozenset(
 )
 _RETRYABLE = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 """Idempotent methods (RFC 9110 §9.2.2): sent again once if a reused connection was stale."""
-_FRAMING = frozenset({"content-length", "transfer-encoding"})
+_LENGTH = frozenset({"content-length"})
+"""Dropped from answers with a body: the gateway frames those itself (Transfer-Encoding
+is hop-by-hop and never passes)."""
 
 
 class UpstreamError(Exception):
@@ -208,12 +209,14 @@ async def _send_body(request: web.Request, connection: UpstreamConnection, chunk
         connection.write(b"0\r\n\r\n")
 
 
-def _response_headers(answer: ResponseHead, drop_cookies: frozenset[str]) -> CIMultiDict[str]:
-    kept = filter_response_headers(answer.headers, drop_cookies=drop_cookies)
-    if answer.has_body:  # the gateway frames the body itself
-        return CIMultiDict((k, v) for k, v in kept if k.lower() not in _FRAMING)
-    # HEAD, 204, 304 keep the upstream's Content-Length: it describes the resource.
-    return CIMultiDict((k, v) for k, v in kept if k.lower() != "transfer-encoding")
+def _response_headers(answer: ResponseHead, drop_cookies: frozenset[str]) -> list[Pair]:
+    """The upstream's headers for the client (aiohttp copies them into its own multidict).
+
+    With a body the gateway frames it itself; HEAD, 204 and 304 keep the upstream's
+    Content-Length, which describes the resource.
+    """
+    framing = _LENGTH if answer.has_body else frozenset()
+    return filter_response_headers(answer.headers, drop_cookies=drop_cookies, also=framing)
 
 
 async def _relay(
@@ -241,7 +244,7 @@ async def _stream(
     request: web.Request,
     connection: UpstreamConnection,
     answer: ResponseHead,
-    headers: CIMultiDict[str],
+    headers: list[Pair],
 ) -> web.StreamResponse:
     response = web.StreamResponse(status=answer.status, reason=answer.reason, headers=headers)
     if answer.content_length is not None:

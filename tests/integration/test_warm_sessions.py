@@ -61,6 +61,25 @@ async def test_warm_sessions_spare_redis_reads(
     assert await gets_served(redis_server.url) - before <= 5
 
 
+async def test_concurrent_requests_of_a_cold_session_share_one_redis_read(
+    start_gateway: StartGateway, redis_server: RedisServer
+) -> None:
+    """Thirty requests of one session that arrive together, with nothing cached, read
+    Redis once between them; after a logout they are all refused again."""
+    (gateway,) = await replicas(start_gateway, redis_server.url, 1)
+    cookie = await signed_in_cookie(gateway)
+    await asyncio.sleep(1.1)  # the entry the sign-in left behind has aged out
+    before = await gets_served(redis_server.url)
+    statuses = await asyncio.gather(*(status(gateway.url + ECHO, cookie) for _ in range(30)))
+    assert statuses == [200] * 30
+    assert await gets_served(redis_server.url) - before <= 2
+    async with aiohttp.ClientSession(cookies={"hf_gateway": cookie}) as http:
+        async with http.post(f"{gateway.url}/_gateway/logout") as response:
+            assert response.status == 200
+    statuses = await asyncio.gather(*(status(gateway.url + ECHO, cookie) for _ in range(30)))
+    assert statuses == [401] * 30
+
+
 async def test_a_logout_on_one_replica_is_seen_by_the_other_within_a_second(
     start_gateway: StartGateway, redis_server: RedisServer
 ) -> None:
