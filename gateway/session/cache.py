@@ -54,6 +54,12 @@ class WarmCache(Generic[T]):
         self.hits += 1
         return entry[1]
 
+    def last(self, key: str) -> T | None:
+        """The value last cached for ``key``, however old (never to serve by itself: to
+        recognise that a fresh read brought back the very same record)."""
+        entry = self._entries.get(key) if self._enabled else None
+        return entry[1] if entry is not None else None
+
     def put(self, key: str, value: T, read_epoch: int) -> None:
         """Cache a value read from the store in ``read_epoch`` (skipped if it may be stale)."""
         if not self._enabled or read_epoch != self.epoch:

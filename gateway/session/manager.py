@@ -50,6 +50,8 @@ VERIFIED_COOKIES = 65_536
 class LoadedSession:
     key: str
     record: SessionRecord
+    stored: bytes = b""
+    """The record's bytes as read from the store ("" when written here)."""
 
 
 class SessionManager:
@@ -142,16 +144,24 @@ class SessionManager:
         data = await self.store.get(key)
         if data is None:
             return None
-        try:
-            record = decode_record(data)
-        except RecordError:
-            await self.store.delete(key)
-            await self._changed(key)
-            return None
+        last = self.cache.last(key) if self.cache else None
+        if last is not None and last.stored == data:
+            # The same bytes as last time: keep the same objects, so the decisions and
+            # rendered headers remembered for this identity stay valid.
+            record = last.record
+        else:
+            try:
+                record = decode_record(data)
+            except RecordError:
+                await self.store.delete(key)
+                await self._changed(key)
+                return None
         if session_expired(record, self._clock(), self.times) is not None:
             await self._forget(key, record.identity.sub)
             return None
-        loaded = LoadedSession(key, record)
+        loaded = (
+            last if last is not None and last.record is record else LoadedSession(key, record, data)
+        )
         if self.cache:
             self.cache.put(key, loaded, epoch)
         return loaded
