@@ -13,10 +13,10 @@ from datetime import datetime
 from gateway.config import GatewayConfig, RouteConfig
 from gateway.identity import Identity
 from gateway.policy import Decision, Policy, Reason, ReasonCode, RequestFacts, evaluate
-from gateway.routing import RouteTable, path_under
+from gateway.routing import NormalPath, RouteTable, path_under
 
 MEMO_ENTRIES = 65_536
-"""Remembered decisions per process (then forgotten all at once)."""
+"""Remembered routings and decisions per process (then forgotten all at once)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +26,33 @@ class Access:
     public_path: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One way an upstream may read the request path: which route and public paths it
+    falls under then."""
+
+    route: RouteConfig
+    path: str
+    fold: bool
+    """Compared ignoring letter case."""
+
+
+@dataclass(frozen=True, slots=True)
+class Routed:
+    """A request's route, and every reading of its path that a decision must survive.
+
+    The gateway routes on the normalised path with ``;params`` removed, in the letter
+    case it came in. An upstream may read it otherwise: with the parameters as part of
+    the segment (``/public;x/secret`` is not under ``/public``), or ignoring case (Express
+    serves ``/ex/STAFF`` from its ``/ex/staff`` handler). A request is allowed only if
+    every such reading that lands on a route is allowed: the stricter reading decides.
+    """
+
+    route: RouteConfig
+    forward: str
+    readings: tuple[Reading, ...]
+
+
 class AccessControl:
     """Routes and policies of one configuration, ready to judge requests."""
 
@@ -33,10 +60,38 @@ class AccessControl:
         self._table: RouteTable[RouteConfig] = RouteTable(config.routes)
         self._policies: dict[str, Policy] = {r.name: config.policy_for(r) for r in config.routes}
         self._memo: dict[tuple[str, str, str, str, str], tuple[Identity | None, Access]] = {}
+        self._routed: dict[tuple[str, str], Routed | None] = {}
 
     def route_for(self, host: str, path: str) -> RouteConfig | None:
         """The route for a normalised host and match path, or None."""
         return self._table.match(host, path)
+
+    def routed(self, host: str, path: NormalPath) -> Routed | None:
+        """The route for a request and the readings to judge it by; None: no route."""
+        key = (host, path.forward)
+        if key in self._routed:
+            return self._routed[key]
+        found = self._readings(host, path)
+        if len(self._routed) >= MEMO_ENTRIES:
+            self._routed.clear()
+        self._routed[key] = found
+        return found
+
+    def _readings(self, host: str, path: NormalPath) -> Routed | None:
+        route = self._table.match(host, path.match)
+        if route is None:
+            return None
+        readings = [Reading(route, path.match, route.case_insensitive)]
+        texts = [path.match] + ([path.forward] if ";" in path.forward else [])
+        for text in texts:
+            for fold in (False, True) if text != text.lower() else (False,):
+                other = self._table.match(host, text, fold=fold)
+                if other is None:
+                    continue  # no route serves that reading: it cannot open anything
+                reading = Reading(other, text, fold or other.case_insensitive)
+                if reading not in readings:
+                    readings.append(reading)
+        return Routed(route, path.forward, tuple(readings))
 
     def policy(self, route: RouteConfig) -> Policy:
         return self._policies[route.name]
@@ -49,37 +104,59 @@ class AccessControl:
         identity: Identity | None,
         now: datetime,
         host: str = "",
+        *,
+        fold: bool = False,
     ) -> Access:
-        """Judge a request already matched to ``route``; ``path`` is the match path."""
+        """Judge one reading of a request matched to ``route``; ``path`` is its match path."""
+        compared = path.lower() if fold else path
         for index, public in enumerate(route.public_paths):
-            if path_under(path, public):
+            if path_under(compared, public.lower() if fold else public):
                 reason = Reason(ReasonCode.PUBLIC, f"public_paths[{index}]", f"{public} is public")
                 return Access(route, Decision(True, (reason,)), public_path=True)
         facts = RequestFacts(method=method.upper(), path=path, host=host)
         return Access(route, evaluate(self.policy(route), identity, facts, now))
 
-    def decide_for(
+    def judge(
         self,
-        credential: str,
-        route: RouteConfig,
-        path: str,
+        routed: Routed,
         method: str,
         identity: Identity | None,
         now: datetime,
         host: str = "",
     ) -> Access:
-        """``decide``, remembered per credential (session key or token hash, "" for
+        """The decision every reading agrees to: the first refusal, else the route's own."""
+        first: Access | None = None
+        for reading in routed.readings:
+            access = self.decide(
+                reading.route, reading.path, method, identity, now, host, fold=reading.fold
+            )
+            if not access.decision.allowed:
+                return Access(routed.route, access.decision)
+            first = first or access
+        assert first is not None  # a Routed always has its own reading
+        return first
+
+    def decide_for(
+        self,
+        credential: str,
+        routed: Routed,
+        method: str,
+        identity: Identity | None,
+        now: datetime,
+        host: str = "",
+    ) -> Access:
+        """``judge``, remembered per credential (session key or token hash, "" for
         anonymous) and request facts while the identity is the same object.
 
         A decision is a pure function of the policy, the identity and the request facts
         (no criterion reads the time, see ``evaluate``); a revalidated or re-read session
         brings a new Identity object, and with it a fresh decision.
         """
-        key = (credential, route.name, path, method, host)
+        key = (credential, routed.route.name, routed.forward, method, host)
         entry = self._memo.get(key)
         if entry is not None and entry[0] is identity:
             return entry[1]
-        access = self.decide(route, path, method, identity, now, host)
+        access = self.judge(routed, method, identity, now, host)
         if len(self._memo) >= MEMO_ENTRIES:
             self._memo.clear()
         self._memo[key] = (identity, access)

@@ -274,12 +274,13 @@ def _explain(args: argparse.Namespace) -> int:
         _emit(None, None, False, [_reason("bad_path", f"{exc}: the gateway answers 400")], args)
         return EXIT_USAGE
     control = AccessControl(config)
-    route = control.route_for(host, path.match)
-    if route is None:
+    routed = control.routed(host, path)
+    if routed is None:
         detail = f"no route serves {host}{path.match}: the gateway answers 404"
         _emit(None, None, False, [_reason("no_route", detail)], args)
         return EXIT_USAGE
-    access = control.decide(route, path.match, args.method, identity, datetime.now(UTC), host)
+    route = routed.route
+    access = control.judge(routed, args.method, identity, datetime.now(UTC), host)
     reasons = [_reason(r.code.value, r.detail, r.rule, r.values) for r in access.decision.reasons]
     _emit(route.name, route.upstream, access.decision.allowed, reasons, args)
     return EXIT_OK if access.decision.allowed else EXIT_DENY

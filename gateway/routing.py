@@ -162,6 +162,9 @@ class RouteLike(Protocol):
     @property
     def path(self) -> str: ...
 
+    @property
+    def case_insensitive(self) -> bool: ...
+
 
 R = TypeVar("R", bound=RouteLike)
 
@@ -180,6 +183,8 @@ class RouteTable(Generic[R]):
         # Most specific first, config order among equals.
         ranked.sort(key=lambda item: (-item[0][0], -item[0][1], -item[1], item[2]))
         self._routes: tuple[R, ...] = tuple(item[3] for item in ranked)
+        self._folded = tuple(r.path.lower() for r in self._routes)
+        self._any_insensitive = any(r.case_insensitive for r in self._routes)
 
     @staticmethod
     def _host_rank(host: str | None) -> tuple[int, int]:
@@ -189,12 +194,20 @@ class RouteTable(Generic[R]):
             return (1, len(host))
         return (2, len(host))
 
-    def match(self, host: str, path: str) -> R | None:
-        """The route for a normalised host and ``NormalPath.match``, or None."""
-        for route in self._routes:
+    def match(self, host: str, path: str, *, fold: bool = False) -> R | None:
+        """The route for a normalised host and ``NormalPath.match``, or None.
+
+        Routes marked ``case_insensitive`` compare their path ignoring case; ``fold``
+        compares every route that way (the reading of an upstream that ignores case).
+        """
+        folded = path.lower() if fold or self._any_insensitive else path
+        for route, route_folded in zip(self._routes, self._folded, strict=True):
             if route.host is not None and not host_matches(route.host, host):
                 continue
-            if path_under(path, route.path):
+            if fold or route.case_insensitive:
+                if path_under(folded, route_folded):
+                    return route
+            elif path_under(path, route.path):
                 return route
         return None
 

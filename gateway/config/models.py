@@ -307,6 +307,11 @@ class RouteConfig(BaseModel):
     policy: PolicyRef
     public_paths: StrTuple = ()
     websockets: bool = True
+    case_insensitive: bool = Field(
+        default=False,
+        description="The upstream ignores letter case in paths (Express, ASP.NET, IIS): this "
+        "route's path and public_paths then match ignoring case too",
+    )
     connect_timeout: Duration = 5
     read_timeout: Duration = 60
     max_connections: int = Field(

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
+from gateway.access import Routed
 from gateway.config import RouteConfig
 from gateway.errors import PathError
 from gateway.headers import (
@@ -48,24 +49,25 @@ async def handle(request: web.Request) -> web.StreamResponse:
     if path.match == GATEWAY_PREFIX or path.match.startswith(GATEWAY_PREFIX + "/"):
         return await endpoints.handle(request, ctx, path.match, query)
     host = normalize_host(request.host)
-    route = ctx.access.route_for(host, path.match)
-    if route is None:
+    routed = ctx.access.routed(host, path)
+    if routed is None:
         return responses.error(request, 404, "not_found", "Not found", "No tool is served here.")
-    return await _guarded(request, ctx, route, host, path, query)
+    return await _guarded(request, ctx, routed, host, path, query)
 
 
 async def _guarded(
     request: web.Request,
     ctx: GatewayContext,
-    route: RouteConfig,
+    routed: Routed,
     host: str,
     path: NormalPath,
     query: str,
 ) -> web.StreamResponse:
+    route = routed.route
     now = datetime.fromtimestamp(ctx.clock(), UTC)
-    anonymous = ctx.access.decide_for("", route, path.match, request.method, None, now, host)
+    anonymous = ctx.access.decide_for("", routed, request.method, None, now, host)
     if anonymous.decision.allowed:  # a public route or path: no identity is looked up
-        return await _forward(request, ctx, route, path, query, Caller(None), "")
+        return await _forward(request, ctx, routed, path, query, Caller(None), "")
     caller = await identify(request, ctx)
     if isinstance(caller, web.Response):
         return caller
@@ -73,9 +75,7 @@ async def _guarded(
     if identity is None:
         target = original_target(ctx, request, host, path, query)
         return responses.unauthenticated(request, ctx, target)
-    access = ctx.access.decide_for(
-        caller.cache_key, route, path.match, request.method, identity, now, host
-    )
+    access = ctx.access.decide_for(caller.cache_key, routed, request.method, identity, now, host)
     if not access.decision.allowed:
         log.info(
             "denied %s %s for %s: %s",
@@ -101,7 +101,7 @@ async def _guarded(
             access_token = ctx.sessions.tokens(caller.session.record).access_token
         elif caller.token is not None:
             access_token = caller.token
-    return await _forward(request, ctx, route, path, query, caller, access_token)
+    return await _forward(request, ctx, routed, path, query, caller, access_token)
 
 
 def _passes_access_token(ctx: GatewayContext, route: RouteConfig) -> bool:
@@ -154,12 +154,13 @@ def original_target(
 async def _forward(
     request: web.Request,
     ctx: GatewayContext,
-    route: RouteConfig,
+    routed: Routed,
     path: NormalPath,
     query: str,
     caller: Caller,
     access_token: str,
 ) -> web.StreamResponse:
+    route = routed.route
     identity = caller.identity
     # A bearer token the gateway consumed is its own: it reaches the upstream only as
     # X-Forwarded-Access-Token, and only where pass_access_token says so.
@@ -199,7 +200,7 @@ async def _forward(
                 target,
                 query,
                 headers,
-                _tunnel_opener(request, ctx, route, path, caller),
+                _tunnel_opener(request, ctx, routed, caller),
                 host,
             )
         return await forward_http(
@@ -220,8 +221,7 @@ async def _forward(
 def _tunnel_opener(
     request: web.Request,
     ctx: GatewayContext,
-    route: RouteConfig,
-    path: NormalPath,
+    routed: Routed,
     caller: Caller,
 ) -> Callable[[Tunnel], Callable[[], None]]:
     """How a websocket tunnel registers itself, with the check that re-judges it."""
@@ -243,7 +243,7 @@ def _tunnel_opener(
             identity = resolved.identity
             next_check = loop.time() + _seconds_to_next_change(ctx, resolved.session.record)
         now = datetime.fromtimestamp(ctx.clock(), UTC)
-        access = ctx.access.decide(route, path.match, "GET", identity, now, host)
+        access = ctx.access.judge(routed, "GET", identity, now, host)
         if not access.decision.allowed:
             codes = ",".join(r.code.value for r in access.decision.reasons)
             return Verdict(f"access was withdrawn ({codes})", 0.0)

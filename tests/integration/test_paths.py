@@ -80,6 +80,11 @@ ATTACKS = [
     pytest.param("/public/%2e%2e%2fadmin", REFUSED, id="encoded dot-dot and slash"),
     pytest.param("/public/..;/admin", UNAUTHENTICATED, id="dot-dot with a path parameter"),
     pytest.param("/public/..;x=1/admin", UNAUTHENTICATED, id="dot-dot with a valued parameter"),
+    # --- path parameters: an upstream that keeps them reads "/public;x" as another segment
+    pytest.param("/public;x/secret", UNAUTHENTICATED, id="parameter on the public segment"),
+    pytest.param("/public;/secret", UNAUTHENTICATED, id="empty parameter on the public segment"),
+    pytest.param("/public;jsessionid=1/x", UNAUTHENTICATED, id="session-id parameter"),
+    pytest.param("/public;x", UNAUTHENTICATED, id="parameter on the public path itself"),
     pytest.param("/public/./../admin", UNAUTHENTICATED, id="dot then dot-dot"),
     pytest.param("/public/a/../../admin", UNAUTHENTICATED, id="two levels up"),
     pytest.param("/public/../../../admin", UNAUTHENTICATED, id="above the root"),
@@ -246,3 +251,98 @@ async def test_a_path_trick_does_not_escape_the_stricter_policy(
     denied = await raw_request(gateway.port, "/public/%2e%2e/admin", headers)
     assert denied.status == 403
     assert recorder.paths() == ["/elsewhere"]
+
+
+async def signed_in_headers(gateway: GatewayHarness, user: str) -> list[tuple[str, str]]:
+    async with gateway.browser() as http:
+        await gateway.sign_in(http, user)
+        return [*JSON, ("Cookie", f"hf_gateway={gateway.session_cookie(http)}")]
+
+
+async def test_a_path_parameter_on_a_public_segment_still_serves_signed_in_users(
+    gateway: GatewayHarness, recorder: RecordingUpstream
+) -> None:
+    """The positive twin of the parameter attacks: alice gets ``/public;x/secret``, forwarded
+    with its parameter, while a parameter inside the public path stays public."""
+    headers = await signed_in_headers(gateway, "alice")
+    recorder.seen.clear()
+    response = await raw_request(gateway.port, "/public;x/secret", headers)
+    assert response.status == 200
+    assert recorder.paths() == ["/public;x/secret"]
+    anonymous = await raw_request(gateway.port, "/public/a;v=1/b", JSON)
+    assert anonymous.status == 200
+
+
+def _case_routes(upstream: str) -> list[dict[str, Any]]:
+    """/ex for anyone signed in, /ex/staff for acme admins (an Express-like upstream would
+    serve its /ex/staff handler for /ex/STAFF); /ci is a case-insensitive route."""
+    return [
+        *_routes(upstream),
+        {"name": "ex", "path": "/ex", "upstream": upstream, "policy": "authenticated"},
+        {"name": "ex-staff", "path": "/ex/staff", "upstream": upstream, "policy": "admins"},
+        {
+            "name": "ci",
+            "path": "/ci",
+            "upstream": upstream,
+            "policy": "admins",
+            "public_paths": ["/ci/public"],
+            "case_insensitive": True,
+        },
+    ]
+
+
+@pytest.fixture
+async def case_gateway(start_gateway: StartGateway, upstream: str) -> GatewayHarness:
+    return await start_gateway({"routes": _case_routes(upstream)})
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        pytest.param("/ex/STAFF/secret", id="upper-case segment of the stricter route"),
+        pytest.param("/ex/Staff", id="mixed case, the route itself"),
+        pytest.param("/EX/staff/x", id="upper-case parent, exact stricter segment"),
+        pytest.param("/ADMIN/x", id="upper-case admin route under the site route"),
+        pytest.param("/ex/STAFF;x/y", id="case and a parameter together"),
+    ],
+)
+async def test_letter_case_never_picks_the_weaker_route(
+    case_gateway: GatewayHarness, recorder: RecordingUpstream, target: str
+) -> None:
+    """bob (acme read) is refused wherever ignoring case would land on an admins-only
+    route, and the upstream hears nothing of it."""
+    headers = await signed_in_headers(case_gateway, "bob")
+    recorder.seen.clear()
+    response = await raw_request(case_gateway.port, target, headers)
+    assert response.status == 403, response.body
+    assert recorder.seen == []
+
+
+async def test_letter_case_still_serves_those_the_stricter_route_allows(
+    case_gateway: GatewayHarness, recorder: RecordingUpstream
+) -> None:
+    """The twin: alice (acme admin) gets /ex/STAFF/secret, and bob gets the rest of /ex."""
+    alice = await signed_in_headers(case_gateway, "alice")
+    bob = await signed_in_headers(case_gateway, "bob")
+    recorder.seen.clear()
+    assert (await raw_request(case_gateway.port, "/ex/STAFF/secret", alice)).status == 200
+    assert (await raw_request(case_gateway.port, "/ex/Other", bob)).status == 200
+    assert recorder.paths() == ["/ex/STAFF/secret", "/ex/Other"]
+
+
+async def test_a_case_insensitive_route_matches_its_paths_ignoring_case(
+    case_gateway: GatewayHarness, recorder: RecordingUpstream
+) -> None:
+    """case_insensitive: /CI/x is the ci route (admins only) and /CI/PUBLIC/x its public path."""
+    bob = await signed_in_headers(case_gateway, "bob")
+    alice = await signed_in_headers(case_gateway, "alice")
+    recorder.seen.clear()
+    assert (await raw_request(case_gateway.port, "/CI/PUBLIC/x", JSON)).status == 200
+    assert (await raw_request(case_gateway.port, "/Ci/private", JSON)).status == 401
+    assert (await raw_request(case_gateway.port, "/cI/private", bob)).status == 403
+    response = await raw_request(case_gateway.port, "/CI/private", alice)
+    assert response.status == 200
+    assert recorder.paths() == ["/CI/PUBLIC/x", "/CI/private"]
+    (public, private) = recorder.seen
+    assert public.header("X-Forwarded-User") == ""
+    assert private.header("X-Forwarded-User") == "alice"

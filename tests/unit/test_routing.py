@@ -235,6 +235,7 @@ class _Route:
     name: str
     host: str | None
     path: str
+    case_insensitive: bool = False
 
 
 TABLE = RouteTable(
