@@ -80,6 +80,19 @@ class MemoryStore:
         if await self.get(key) == token.encode():
             self._values.pop(key, None)
 
+    async def take_allowance(self, key: str, rate: float, burst: float) -> float:
+        # The bucket is the moment it will be full again (GCRA), kept until that moment.
+        now = self._clock()
+        entry = self._values.get(key)
+        full_at = float(entry[0]) if entry is not None and not self._expired(entry[1]) else now
+        after = max(full_at, now) + 1.0 / rate
+        wait = (after - now) - burst / rate
+        if wait > 1e-6:  # float rounding must not cost the last unit of a burst
+            return wait
+        self._values[key] = (repr(after).encode(), after)
+        self._sweep()
+        return 0.0
+
     async def publish_invalidation(self, key: str) -> None:
         """Nothing to tell: no other process can see this store."""
         del key

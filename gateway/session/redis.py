@@ -29,6 +29,20 @@ _UNLOCK = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
 return 0
 """
+_TAKE_ALLOWANCE = """
+local now = redis.call('time')
+local now_ms = tonumber(now[1]) * 1000 + tonumber(now[2]) / 1000
+local full_at = tonumber(redis.call('get', KEYS[1])) or now_ms
+if full_at < now_ms then full_at = now_ms end
+local after = full_at + tonumber(ARGV[1])
+local wait = (after - now_ms) - tonumber(ARGV[2])
+if wait > 0.5 then return math.ceil(wait) end
+redis.call('set', KEYS[1], string.format('%.3f', after), 'px', math.ceil(after - now_ms))
+return 0
+"""
+"""A token bucket kept as the moment it is full again (GCRA), on the server's clock so
+replicas with skewed clocks share one bucket. Arguments in milliseconds; answers the
+milliseconds to wait, 0 when a unit was taken."""
 SOCKET_TIMEOUT = 2.0
 """Seconds before a silent Redis counts as down (the request then gets a 503)."""
 HEARTBEAT = 0.5
@@ -140,6 +154,16 @@ class RedisStore:
 
     async def unlock(self, key: str, token: str) -> None:
         await self._call("unlock", lambda: self._client.eval(_UNLOCK, 1, self._key(key), token))
+
+    async def take_allowance(self, key: str, rate: float, burst: float) -> float:
+        interval = 1000.0 / rate
+        wait_ms = await self._call(
+            "take_allowance",
+            lambda: self._client.eval(
+                _TAKE_ALLOWANCE, 1, self._key(key), repr(interval), repr(burst * interval)
+            ),
+        )
+        return int(wait_ms) / 1000.0
 
     async def publish_invalidation(self, key: str) -> None:
         await self._call("publish", lambda: self._client.publish(self._channel, key))

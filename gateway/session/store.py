@@ -53,6 +53,17 @@ class SessionStore(Protocol):
         """Release a lock taken with ``token`` (a lock that expired meanwhile is left alone)."""
         ...
 
+    async def take_allowance(self, key: str, rate: float, burst: float) -> float:
+        """Take one unit from the token bucket ``key``: ``burst`` units, refilled at
+        ``rate`` per second, shared by every process using the store. 0.0 when a unit was
+        taken, else the seconds until one will be there (nothing is taken then).
+
+        Callers may pass a smaller ``burst`` for the same key: they stop while the bucket
+        still holds the difference, which stays for callers passing the full burst (a
+        reserve). Atomic; a bucket that has refilled completely leaves no key behind.
+        """
+        ...
+
     async def publish_invalidation(self, key: str) -> None:
         """Tell every process and replica sharing the store that ``key`` changed, so warm
         caches drop it. A store only one process can see may do nothing."""
