@@ -13,7 +13,14 @@ from datetime import datetime
 from gateway.config import GatewayConfig, RouteConfig
 from gateway.identity import Identity
 from gateway.policy import Decision, Policy, Reason, ReasonCode, RequestFacts, evaluate
-from gateway.routing import NormalPath, RouteTable, path_under
+from gateway.routing import (
+    NormalPath,
+    Origin,
+    OriginPolicy,
+    RouteTable,
+    parse_origin_pattern,
+    path_under,
+)
 
 MEMO_ENTRIES = 65_536
 """Remembered routings and decisions per process (then forgotten all at once)."""
@@ -61,6 +68,19 @@ class AccessControl:
         self._policies: dict[str, Policy] = {r.name: config.policy_for(r) for r in config.routes}
         self._memo: dict[tuple[str, str, str, str, str], tuple[Identity | None, Access]] = {}
         self._routed: dict[tuple[str, str], Routed | None] = {}
+        self._origins = OriginPolicy(
+            config.server.public_url,
+            [r.host for r in config.routes if r.host] + list(config.server.allowed_redirect_hosts),
+        )
+        self._route_origins: dict[str, tuple[Origin, ...]] = {
+            r.name: tuple(o for o in map(parse_origin_pattern, r.allowed_origins) if o)
+            for r in config.routes
+        }
+
+    def same_site(self, origin: str | None, route: RouteConfig | None = None) -> bool:
+        """Whether ``origin`` is one of the gateway's own (or one ``route`` allows)."""
+        extra = self._route_origins[route.name] if route is not None else ()
+        return self._origins.allows(origin, extra)
 
     def route_for(self, host: str, path: str) -> RouteConfig | None:
         """The route for a normalised host and match path, or None."""

@@ -287,3 +287,76 @@ def _safe_local_path(path: str) -> bool:
         return False
     # "//host", "/\host" and their encoded forms are protocol-relative in browsers.
     return decoded.startswith("/") and not decoded.startswith("//")
+
+
+Origin = tuple[str, str, int]
+"""(scheme, host, port) of a browser origin, lower-cased, the port always explicit."""
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def parse_origin(text: str | None) -> Origin | None:
+    """``scheme://host[:port]`` as a browser sends it in Origin; None for anything else
+    (``null``, a path, userinfo, another scheme, a malformed port)."""
+    if not text:
+        return None
+    scheme, sep, authority = text.strip().partition("://")
+    scheme = scheme.lower()
+    if not sep or scheme not in _DEFAULT_PORTS or not authority:
+        return None
+    if any(c in authority for c in "/?#@\\") or any(c.isspace() for c in authority):
+        return None
+    host, port_text = authority.lower(), ""
+    if host.startswith("["):
+        end = host.find("]")
+        if end == -1:
+            return None
+        host, rest = host[: end + 1], host[end + 1 :]
+        if rest and not rest.startswith(":"):
+            return None
+        port_text = rest[1:]
+    elif ":" in host:
+        host, _, port_text = host.partition(":")
+    if not host:
+        return None
+    if port_text:
+        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+            return None
+        port = int(port_text)
+    else:
+        port = _DEFAULT_PORTS[scheme]
+    return scheme, host.rstrip("."), port
+
+
+def parse_origin_pattern(text: str) -> Origin | None:
+    """An origin whose host may be a ``*.domain`` wildcard (for ``allowed_origins``)."""
+    scheme, sep, rest = text.partition("://")
+    wildcard = rest.startswith("*.")
+    found = parse_origin(f"{scheme}{sep}{rest[2:] if wildcard else rest}")
+    if found is None:
+        return None
+    return found[0], ("*." if wildcard else "") + found[1], found[2]
+
+
+class OriginPolicy:
+    """Which origins may send unsafe requests and websocket upgrades that carry a session:
+    public_url's origin and the route and allowed hosts on the same scheme and port,
+    compared whole (scheme, host, port), plus a route's own ``allowed_origins``."""
+
+    def __init__(self, public_url: str, hosts: Iterable[str] = ()) -> None:
+        own = parse_origin(public_url)
+        if own is None:
+            raise ValueError(f"public_url {public_url!r} is not an origin")
+        self._scheme, public_host, self._port = own
+        self._hosts = tuple(h.lower().rstrip(".") for h in (public_host, *hosts) if h)
+
+    def allows(self, origin: str | None, extra: Iterable[Origin] = ()) -> bool:
+        """``extra``: patterns from ``parse_origin_pattern``."""
+        found = parse_origin(origin)
+        if found is None:
+            return False
+        scheme, host, port = found
+        if any((s, p) == (scheme, port) and host_matches(pattern, host) for s, pattern, p in extra):
+            return True
+        if (scheme, port) != (self._scheme, self._port):
+            return False
+        return any(host_matches(pattern, host) for pattern in self._hosts)

@@ -34,7 +34,7 @@ from gateway.config.values import (
 )
 from gateway.errors import PathError
 from gateway.policy import BUILTIN_POLICIES, Policy
-from gateway.routing import normalize_path, path_under
+from gateway.routing import normalize_path, parse_origin_pattern, path_under
 
 
 class ServerConfig(BaseModel):
@@ -307,6 +307,11 @@ class RouteConfig(BaseModel):
     policy: PolicyRef
     public_paths: StrTuple = ()
     websockets: bool = True
+    allowed_origins: StrTuple = Field(
+        default=(),
+        description="Other origins (scheme://host[:port], host may be *.domain) whose pages "
+        "may send unsafe requests and websocket upgrades with the session to this route",
+    )
     case_insensitive: bool = Field(
         default=False,
         description="The upstream ignores letter case in paths (Express, ASP.NET, IIS): this "
@@ -349,6 +354,17 @@ class RouteConfig(BaseModel):
     @classmethod
     def _path(cls, value: str) -> str:
         return _check_config_path(value)
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _allowed_origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for origin in value:
+            if parse_origin_pattern(origin) is None:
+                raise ValueError(
+                    f"{origin!r} is not an origin: write scheme://host[:port] without a path, "
+                    "e.g. https://notebooks.example.com"
+                )
+        return value
 
     @field_validator("public_paths")
     @classmethod

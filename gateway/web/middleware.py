@@ -86,7 +86,7 @@ async def _guarded(
         )
         target = original_target(ctx, request, host, path, query)
         return responses.denied(request, ctx, access.decision, identity, target)
-    if caller.session is not None and not _same_site_request(request, ctx):
+    if caller.session is not None and not _same_site_request(request, ctx, route):
         return responses.error(
             request,
             403,
@@ -110,15 +110,16 @@ def _passes_access_token(ctx: GatewayContext, route: RouteConfig) -> bool:
     return ctx.config.identity.pass_access_token
 
 
-def _same_site_request(request: web.Request, ctx: GatewayContext) -> bool:
-    """Unsafe methods and websocket upgrades with a session must come from our own sites."""
+def _same_site_request(request: web.Request, ctx: GatewayContext, route: RouteConfig) -> bool:
+    """Unsafe methods and websocket upgrades with a session must come from our own origins
+    (scheme, host and port, all three) or one the route allows."""
     if request.method not in _UNSAFE_METHODS and not is_websocket(request):
         return True
     origin = request.headers.get("Origin") or _referer_origin(request.headers.get("Referer"))
     if origin is None:
         # Without SameSite=None the browser does not send our cookie cross-site at all.
         return ctx.cookies.samesite != "None"
-    return origin != "null" and ctx.redirects.is_safe(origin + "/")
+    return ctx.access.same_site(origin, route)
 
 
 def _referer_origin(referer: str | None) -> str | None:

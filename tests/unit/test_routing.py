@@ -14,10 +14,13 @@ from hypothesis import strategies as st
 from gateway.errors import PathError
 from gateway.routing import (
     NormalPath,
+    OriginPolicy,
     RouteTable,
     host_matches,
     normalize_host,
     normalize_path,
+    parse_origin,
+    parse_origin_pattern,
     path_under,
     strip_path_prefix,
 )
@@ -320,3 +323,40 @@ def test_routes_are_chosen_on_the_normalised_match_path(raw: str, route: str) ->
     chosen = TABLE.match("tools.example.com", normalize_path(raw).match)
     assert chosen is not None
     assert chosen.name == route
+
+
+@pytest.mark.parametrize(
+    ("text", "parsed"),
+    [
+        pytest.param("https://tools.example.com", ("https", "tools.example.com", 443), id="https"),
+        pytest.param(
+            "HTTP://Tools.Example.COM:8080", ("http", "tools.example.com", 8080), id="case"
+        ),
+        pytest.param("http://[::1]:8080", ("http", "[::1]", 8080), id="ipv6"),
+        pytest.param("http://127.0.0.1:80", ("http", "127.0.0.1", 80), id="explicit default"),
+        pytest.param("null", None, id="opaque"),
+        pytest.param("https://a.example.com/x", None, id="path"),
+        pytest.param("https://u@a.example.com", None, id="userinfo"),
+        pytest.param("ftp://a.example.com", None, id="scheme"),
+        pytest.param("https://a.example.com:0", None, id="port zero"),
+        pytest.param("https://a.example.com:99999", None, id="port too large"),
+        pytest.param("https://", None, id="no host"),
+        pytest.param("", None, id="empty"),
+    ],
+)
+def test_parse_origin(text: str, parsed: tuple[str, str, int] | None) -> None:
+    assert parse_origin(text) == parsed
+
+
+def test_origins_are_compared_whole() -> None:
+    """Same host on another port or scheme is another origin; route hosts count."""
+    policy = OriginPolicy("https://tools.example.com", ["*.apps.example.com"])
+    assert policy.allows("https://tools.example.com")
+    assert policy.allows("https://tools.example.com:443")
+    assert policy.allows("https://a.apps.example.com")
+    assert not policy.allows("https://tools.example.com:8443")
+    assert not policy.allows("http://tools.example.com")
+    assert not policy.allows("https://tools.example.com.evil.test")
+    extra = [parse_origin_pattern("http://localhost:3000")]
+    assert policy.allows("http://localhost:3000", [e for e in extra if e])
+    assert not policy.allows("http://localhost:3001", [e for e in extra if e])
