@@ -84,7 +84,9 @@ def create_app(
             provider=own_provider,
             signer=signer or build_signer(config),
             identity_headers=IdentityHeaders.from_config(
-                config.identity.headers, config.identity.assertion.header
+                config.identity.headers,
+                config.identity.assertion.header,
+                config.identity.strip_headers,
             ),
             trusted=TrustedProxies.parse(config.server.trusted_proxies),
             redirects=RedirectPolicy(

@@ -72,6 +72,25 @@ ALWAYS_STRIPPED = frozenset(
 """Identity headers other gateways (and our defaults) use. They are removed from client
 requests even when the configuration renames ours, so an upstream that still trusts a
 default name can never receive a client's forgery."""
+IDENTITY_FAMILIES = (
+    "x-auth-request-",  # oauth2-proxy
+    "remote-",  # Authelia: Remote-User, Remote-Groups, Remote-Email, Remote-Name
+    "x-remote-",
+    "x-pomerium-",  # Pomerium: X-Pomerium-Jwt-Assertion, X-Pomerium-Claim-*
+    "x-vouch-",  # vouch-proxy: X-Vouch-User, X-Vouch-IdP-Claims-*
+    "x-authentik-",  # authentik's proxy outpost
+    "x-webauth-",  # Grafana's auth proxy default, X-WEBAUTH-USER
+    "x-amzn-oidc-",  # AWS ALB
+    "cf-access-",  # Cloudflare Access
+    "x-goog-authenticated-user-",  # Google IAP
+    "x-goog-iap-jwt-assertion",
+    "x-ms-client-principal",  # Azure App Service authentication
+)
+"""Prefixes of identity header families that common gateways set for their upstreams,
+compared on the canonical name (lower case, ``_`` read as ``-``): a client's copy of any
+of them, in any spelling, never reaches an upstream that may trust one. (The
+``X-Forwarded-*`` identity names are exact names in ALWAYS_STRIPPED: a family prefix there
+would also take X-Forwarded-User-Agent.)"""
 
 # Values are percent-encoded UTF-8 outside printable ASCII; '%' is encoded too so that
 # decoding is never ambiguous.
@@ -99,17 +118,28 @@ class IdentityHeaders:
 
     templates: tuple[Pair, ...]
     assertion_header: str
+    stripped: tuple[str, ...] = ()
+    """Configured extra names (``identity.strip_headers``); a trailing ``*`` is a prefix."""
+    owned_prefixes: tuple[str, ...] = IDENTITY_FAMILIES
+    """Canonical prefixes of header families removed from every client request."""
 
     @classmethod
-    def from_config(cls, templates: Mapping[str, str], assertion_header: str) -> IdentityHeaders:
-        return cls(tuple(templates.items()), assertion_header)
+    def from_config(
+        cls, templates: Mapping[str, str], assertion_header: str, stripped: Iterable[str] = ()
+    ) -> IdentityHeaders:
+        extra = tuple(stripped)
+        prefixes = (*IDENTITY_FAMILIES, *(canonical(n[:-1]) for n in extra if n.endswith("*")))
+        return cls(tuple(templates.items()), assertion_header, extra, prefixes)
 
     @property
     def owned(self) -> frozenset[str]:
-        """Canonical names of every header the gateway sets upstream."""
+        """Canonical names of every header the gateway sets upstream or always removes."""
         names = [name for name, _ in self.templates]
+        extra = [n for n in self.stripped if not n.endswith("*")]
         return (
-            frozenset(canonical(n) for n in (*names, self.assertion_header, ACCESS_TOKEN_HEADER))
+            frozenset(
+                canonical(n) for n in (*names, *extra, self.assertion_header, ACCESS_TOKEN_HEADER)
+            )
             | FORWARDING
             | ALWAYS_STRIPPED
         )
@@ -146,15 +176,27 @@ def connection_listed(items: Iterable[Pair]) -> frozenset[str]:
 
 
 def filter_request_headers(
-    items: Sequence[Pair], *, owned: frozenset[str], drop_cookies: frozenset[str]
+    items: Sequence[Pair],
+    *,
+    owned: frozenset[str],
+    drop_cookies: frozenset[str],
+    owned_prefixes: tuple[str, ...] = IDENTITY_FAMILIES,
 ) -> list[Pair]:
-    """The client's headers minus hop-by-hop, framing, owned and Host headers, and minus
-    the gateway's own cookies (the Cookie header is dropped when nothing else is left)."""
+    """The client's headers minus hop-by-hop, framing, owned (by name or family prefix) and
+    Host headers, and minus the gateway's own cookies (the Cookie header is dropped when
+    nothing else is left)."""
     listed = connection_listed(items)
     kept: list[Pair] = []
     for name, value in items:
         key = canonical(name)
-        if key in HOP_BY_HOP or key in FRAMING or key in listed or key in owned or key == "host":
+        if (
+            key in HOP_BY_HOP
+            or key in FRAMING
+            or key in listed
+            or key in owned
+            or key == "host"
+            or key.startswith(owned_prefixes)
+        ):
             continue
         if key == "cookie":
             remaining = strip_cookies(value, drop_cookies)

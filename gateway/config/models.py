@@ -246,6 +246,19 @@ class IdentityConfig(BaseModel):
     headers: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_IDENTITY_HEADERS))
     assertion: AssertionConfig = Field(default_factory=AssertionConfig)
     pass_access_token: bool = False
+    strip_headers: StrTuple = Field(
+        default=(),
+        description="More client headers to remove before forwarding, besides the gateway's "
+        "own and the identity headers of common gateways; a trailing * strips a family "
+        "(X-Corp-User-*)",
+    )
+
+    @field_validator("strip_headers")
+    @classmethod
+    def _strip_headers(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for name in value:
+            check_header_name(name[:-1] if name.endswith("*") else name)
+        return value
 
     @field_validator("headers")
     @classmethod

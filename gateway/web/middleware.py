@@ -167,7 +167,10 @@ async def _forward(
     # X-Forwarded-Access-Token, and only where pass_access_token says so.
     owned = ctx.owned_with_authorization if caller.token is not None else ctx.owned_headers
     headers = filter_request_headers(
-        list(request.headers.items()), owned=owned, drop_cookies=ctx.gateway_cookies
+        list(request.headers.items()),
+        owned=owned,
+        drop_cookies=ctx.gateway_cookies,
+        owned_prefixes=ctx.identity_headers.owned_prefixes,
     )
     if identity is None:
         headers.extend(ctx.upstream_identity.anonymous)

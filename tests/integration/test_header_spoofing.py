@@ -224,6 +224,46 @@ async def test_forged_header_never_reaches_the_upstream(
     assert not [(k, v) for k, v in headers if "evil" in v or "6.6.6.6" in v]
 
 
+FOREIGN_FAMILIES = [
+    pytest.param("Remote-User: evil\r\n", id="authelia-user"),
+    pytest.param("Remote-Groups: evil\r\n", id="authelia-groups"),
+    pytest.param("Remote-Email: evil@evil.example\r\n", id="authelia-email"),
+    pytest.param("Remote-Name: evil\r\n", id="authelia-name"),
+    pytest.param("remote_groups: evil\r\n", id="authelia-underscores"),
+    pytest.param("X-Auth-Request-Email: evil\r\n", id="oauth2-proxy-email"),
+    pytest.param("X-Auth-Request-Groups: evil\r\n", id="oauth2-proxy-groups"),
+    pytest.param("x_auth_request_user: evil\r\n", id="oauth2-proxy-underscores"),
+    pytest.param("X-Pomerium-Claim-Email: evil\r\n", id="pomerium-claim"),
+    pytest.param("X-Pomerium-Jwt-Assertion: evil\r\n", id="pomerium-jwt"),
+    pytest.param("X-Vouch-User: evil\r\n", id="vouch-user"),
+    pytest.param("X-Vouch-IdP-Claims-Groups: evil\r\n", id="vouch-claims"),
+    pytest.param("X-authentik-username: evil\r\n", id="authentik"),
+    pytest.param("X-WEBAUTH-USER: evil\r\n", id="grafana-auth-proxy"),
+    pytest.param("X-Amzn-Oidc-Identity: evil\r\n", id="aws-alb"),
+    pytest.param("Cf-Access-Authenticated-User-Email: evil\r\n", id="cloudflare-access"),
+    pytest.param("X-Goog-Authenticated-User-Email: evil\r\n", id="google-iap"),
+    pytest.param("X-MS-CLIENT-PRINCIPAL-NAME: evil\r\n", id="azure-easyauth"),
+    pytest.param("X-Forwarded-Preferred-Username: evil\r\n", id="preferred-username"),
+    pytest.param("X-Corp-User-Id: evil\r\nX-Tenant: evil\r\n", id="configured-extras"),
+]
+
+
+@pytest.mark.parametrize("forged", FOREIGN_FAMILIES)
+async def test_identity_headers_of_other_gateways_never_reach_the_upstream(
+    start_gateway: StartGateway, forged: str
+) -> None:
+    """Headers other gateways use for identity (and the configured strip_headers) are
+    removed in any spelling, while headers that merely look alike pass."""
+    gateway = await start_gateway({"identity": {"strip_headers": ["X-Corp-User-*", "X-Tenant"]}})
+    cookie = await signed_in_cookie(gateway)
+    lookalikes = "Remoteness: passes\r\nX-Corp-Team: passes\r\nX-Tenants: passes\r\n"
+    response = await raw_exchange(gateway, get(gateway, "/api/echo", forged + lookalikes, cookie))
+    headers = upstream_headers(response)
+    assert not [(k, v) for k, v in headers if "evil" in v]
+    for name in ("Remoteness", "X-Corp-Team", "X-Tenants"):
+        assert (name, "passes") in headers
+
+
 @pytest.mark.parametrize(
     "malformed",
     [
