@@ -59,10 +59,35 @@ class AccessLogger(AbstractAccessLogger):
         )
 
 
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def escape_for_log(text: str) -> str:
+    """Control characters (CR and LF above all) and Unicode line breaks as visible escapes:
+    a value a client or the provider chose can never start a log line of its own."""
+    return _UNPRINTABLE.sub(_escape, text)
+
+
+def _escape(found: re.Match[str]) -> str:
+    code = ord(found.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+class EscapingFormatter(logging.Formatter):
+    """Every message escaped (exception tracebacks, the gateway's own text, stay as they are)."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+        record.message = escape_for_log(record.message)
+        return super().formatMessage(record)
+
+
 def configure_logging(level: str = "INFO") -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(
+        EscapingFormatter("%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s")
+    )
     logging.basicConfig(
-        level=os.environ.get("HF_GATEWAY_LOG_LEVEL", level).upper(),
-        format="%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s",
+        level=os.environ.get("HF_GATEWAY_LOG_LEVEL", level).upper(), handlers=[handler]
     )
 
 
