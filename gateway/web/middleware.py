@@ -52,7 +52,28 @@ async def handle(request: web.Request) -> web.StreamResponse:
     routed = ctx.access.routed(host, path)
     if routed is None:
         return responses.error(request, 404, "not_found", "Not found", "No tool is served here.")
+    if _wants_slash(routed.route, path, request):
+        return _slash_redirect(request, path, query)
     return await _guarded(request, ctx, routed, host, path, query)
+
+
+def _wants_slash(route: RouteConfig, path: NormalPath, request: web.Request) -> bool:
+    """A strip_prefix route asked for without its trailing slash (``/gradio``): the tool
+    would get ``/`` and resolve its relative links outside the prefix (a blank page)."""
+    return (
+        route.strip_prefix
+        and route.path != "/"
+        and path.match == route.path.rstrip("/")
+        and not is_websocket(request)
+    )
+
+
+def _slash_redirect(request: web.Request, path: NormalPath, query: str) -> web.Response:
+    """``/x`` to ``/x/`` with the query as sent, as nginx does: 301 for GET and HEAD, 308
+    (method and body kept) for the rest. Before sign-in, so sign-in returns to ``/x/``."""
+    location = path.forward + "/" + ("?" + query if query else "")
+    status = 301 if request.method in ("GET", "HEAD") else 308
+    return web.Response(status=status, headers={"Location": location})
 
 
 async def _guarded(
