@@ -4,6 +4,8 @@ State, nonce and the PKCE verifier live server-side under the state, single use,
 10 minutes, and are bound to the browser that started the login by a short-lived
 cookie (``hf_gateway_login``), so several tabs may sign in at once while a callback
 carried to another browser fails.
+
+Signing out is a POST from the gateway's own pages; a GET only asks for confirmation.
 """
 
 from __future__ import annotations
@@ -251,7 +253,19 @@ def _login_failed(
 
 
 async def logout(request: web.Request, ctx: GatewayContext) -> web.StreamResponse:
-    """Delete the session server-side and clear the cookie; a copied cookie stops working."""
+    """GET asks for confirmation; a POST from our own site deletes the session server-side
+    (a copied cookie stops working) and clears the cookie."""
+    target = ctx.redirects.sanitize(request.query.get("rd")) if "rd" in request.query else None
+    if request.method != "POST":
+        return _confirm_sign_out(request, target)
+    if not _from_our_site(request, ctx):
+        return responses.error(
+            request,
+            403,
+            "cross_site",
+            "Sign-out refused",
+            "Signing out must be started from this site's own pages.",
+        )
     try:
         identity = await ctx.sessions.destroy(session_cookie(request, ctx))
     except StoreError:
@@ -260,12 +274,11 @@ async def logout(request: web.Request, ctx: GatewayContext) -> web.StreamRespons
         )
     if identity is not None:
         log.info("signed out %s", identity.username)
-    target = ctx.redirects.sanitize(request.query.get("rd")) if "rd" in request.query else None
     response: web.Response
-    if target is not None and (request.method == "GET" or target.startswith("/")):
-        # A POST form may only redirect within the origin (CSP form-action 'self').
-        response = responses.redirect(target, 303 if request.method == "POST" else 302)
-    elif responses.is_browser(request) or request.method == "POST":
+    if target is not None and target.startswith("/"):
+        # A form may only redirect within the origin (CSP form-action 'self').
+        response = responses.redirect(target, 303)
+    elif _wants_page(request):
         sign_in = f"{GATEWAY_PREFIX}/sign_in?{urlencode({'rd': target or '/'})}"
         body = pages.render_signed_out(sign_in_url=sign_in, static_prefix=STATIC_PREFIX)
         response = responses.html_page(200, body)
@@ -273,3 +286,44 @@ async def logout(request: web.Request, ctx: GatewayContext) -> web.StreamRespons
         response = responses.json_response(200, {"signed_out": True})
     clear_session_cookie(response, ctx)
     return response
+
+
+def _confirm_sign_out(request: web.Request, target: str | None) -> web.Response:
+    """GET /_gateway/logout: a page whose button POSTs the sign-out (with rd carried)."""
+    if not _wants_page(request):
+        return responses.json_response(
+            200,
+            {"signed_out": False, "message": "POST to this URL from the site's pages to sign out"},
+        )
+    action = f"{GATEWAY_PREFIX}/logout"
+    if target is not None:
+        action += "?" + urlencode({"rd": target})
+    body = pages.render_sign_out(
+        action=action, cancel_url=target or "/", static_prefix=STATIC_PREFIX
+    )
+    return responses.html_page(200, body, responses.FORM_PAGE_HEADERS)
+
+
+def _wants_page(request: web.Request) -> bool:
+    """A browser navigation (form submissions included) gets pages; others get JSON."""
+    if request.headers.get("Sec-Fetch-Mode") == "navigate":
+        return True
+    return "text/html" in request.headers.get("Accept", "")
+
+
+def _from_our_site(request: web.Request, ctx: GatewayContext) -> bool:
+    """Origin (or Referer) is one of the gateway's own origins (public_url's, a route host's
+    or an allowed host's; scheme, host and port), as the cross-site check of the proxy path
+    judges it. Browsers send Origin with every POST; a POST without either, or with
+    ``Origin: null``, is not ours (fail closed)."""
+    origin = request.headers.get("Origin") or _referer_origin(request.headers.get("Referer"))
+    return origin is not None and ctx.access.same_site(origin)
+
+
+def _referer_origin(referer: str | None) -> str | None:
+    if not referer:
+        return None
+    scheme, sep, rest = referer.partition("://")
+    if not sep:
+        return "null"
+    return f"{scheme}://{rest.split('/', 1)[0]}"

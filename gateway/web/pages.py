@@ -68,6 +68,7 @@ def _inline_svg(svg: str, css_class: str) -> str:
 _LAYOUT = _load("layout.html")
 _SIGN_IN = _load("sign_in.html")
 _SIGNED_OUT = _load("signed_out.html")
+_SIGN_OUT = _load("sign_out.html")
 _ERROR = _load("error.html")
 _LOGO = _inline_svg((STATIC_DIR / "hf-logo.svg").read_text(encoding="utf-8"), "hf-logo")
 
@@ -185,6 +186,17 @@ def render_signed_out(*, sign_in_url: str, static_prefix: str) -> str:
         content=_SIGNED_OUT.substitute(
             logo=_LOGO, sign_in_url=_url(sign_in_url), sign_in_label=SIGN_IN_LABEL
         ),
+        footer=_PROTECTED_BY.substitute(app_name=_esc(DEFAULT_APP_NAME)),
+    )
+
+
+def render_sign_out(*, action: str, cancel_url: str, static_prefix: str) -> str:
+    """Render the sign-out confirmation: a "Sign out" button that POSTs to ``action``, and
+    a way back to ``cancel_url``. A GET never signs out (a cross-site link could)."""
+    return _document(
+        title=f"Sign out · {DEFAULT_APP_NAME}",
+        static_prefix=static_prefix,
+        content=_SIGN_OUT.substitute(logo=_LOGO, action=_url(action), cancel_url=_url(cancel_url)),
         footer=_PROTECTED_BY.substitute(app_name=_esc(DEFAULT_APP_NAME)),
     )
 

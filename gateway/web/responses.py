@@ -28,6 +28,9 @@ PAGE_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
 }
+FORM_PAGE_HEADERS = {"Referrer-Policy": "same-origin"}
+"""For pages with a form that POSTs back (sign-out): under no-referrer a browser sends
+``Origin: null`` with the form, and the sign-out refuses a POST it cannot place."""
 REQUEST_ID = web.RequestKey("request_id", str)
 
 
@@ -117,7 +120,8 @@ def error(
             consent_url=consent,
             request_id=rid,
         )
-        return html_page(status, body, {**(headers or {}), "X-Request-Id": rid})
+        form = FORM_PAGE_HEADERS if identity else {}
+        return html_page(status, body, {**(headers or {}), **form, "X-Request-Id": rid})
     payload: dict[str, object] = {"error": code, "message": message, "request_id": rid}
     if details:
         payload["details"] = list(details)

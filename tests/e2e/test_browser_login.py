@@ -54,7 +54,7 @@ async def echoed_headers(page: Page, url: str) -> dict[str, str]:
 async def test_alice_signs_in_with_a_real_browser_through_hf_gateway_run(
     browser: Browser, world: tuple[FakeHF, GatewayProcess]
 ) -> None:
-    """The whole journey: sign in, identity upstream, spoofing, restart, 403, logout."""
+    """The whole journey: sign in, identity upstream, spoofing, restart, 403, sign-out."""
     fake, gateway = world
     echo_url = f"{gateway.url}/api/echo"
     alice = await browser.new_context()
@@ -99,8 +99,13 @@ async def test_alice_signs_in_with_a_real_browser_through_hf_gateway_run(
     assert response is not None and response.status == 403
     assert "Access denied" in await bob_page.content()
 
-    # Logout deletes the session server-side: a copied cookie stops working.
-    await page.goto(f"{gateway.url}/_gateway/logout")
+    # A GET of logout only asks; the page's button POSTs the sign-out (the browser sends our
+    # Origin with it), which deletes the session server-side: a copied cookie stops working.
+    await page.goto(f"{gateway.url}/_gateway/logout?rd=/api/echo")
+    assert (await echoed_headers(page, echo_url))["x-forwarded-user"] == "alice"
+    await page.goto(f"{gateway.url}/_gateway/logout?rd=/api/echo")
+    await page.get_by_role("button", name="Sign out").click()
+    await page.wait_for_url(f"{gateway.url}/_gateway/sign_in?rd=%2Fapi%2Fecho")
     async with aiohttp.ClientSession(cookies={"hf_gateway": cookie["value"]}) as http:
         async with http.get(echo_url, headers={"Accept": "application/json"}) as response:
             assert response.status == 401

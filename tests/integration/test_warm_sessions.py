@@ -74,7 +74,8 @@ async def test_concurrent_requests_of_a_cold_session_share_one_redis_read(
     assert statuses == [200] * 30
     assert await gets_served(redis_server.url) - before <= 2
     async with aiohttp.ClientSession(cookies={"hf_gateway": cookie}) as http:
-        async with http.post(f"{gateway.url}/_gateway/logout") as response:
+        logout = f"{gateway.url}/_gateway/logout"
+        async with http.post(logout, headers={"Origin": gateway.url}) as response:
             assert response.status == 200
     statuses = await asyncio.gather(*(status(gateway.url + ECHO, cookie) for _ in range(30)))
     assert statuses == [401] * 30
@@ -90,7 +91,8 @@ async def test_a_logout_on_one_replica_is_seen_by_the_other_within_a_second(
     for _ in range(3):
         assert await status(second.url + ECHO, cookie) == 200
     async with aiohttp.ClientSession(cookies={"hf_gateway": cookie}) as http:
-        async with http.post(f"{first.url}/_gateway/logout") as response:
+        logout = f"{first.url}/_gateway/logout"
+        async with http.post(logout, headers={"Origin": first.url}) as response:
             assert response.status == 200
     signed_out_at = time.monotonic()
     while await status(second.url + ECHO, cookie) == 200:

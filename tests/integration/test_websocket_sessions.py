@@ -60,7 +60,8 @@ async def test_signing_out_in_another_tab_closes_the_open_websocket(
         await gateway.sign_in(http, "alice")
         ws = await open_tunnel(http, gateway.url + WS)
         await still_open(ws)
-        async with http.post(f"{gateway.url}/_gateway/logout") as response:
+        logout = f"{gateway.url}/_gateway/logout"
+        async with http.post(logout, headers={"Origin": gateway.url}) as response:
             assert response.status == 200
         signed_out = time.monotonic()
         code, reason = await closed_within(ws, CLOSE_WITHIN + 0.5)

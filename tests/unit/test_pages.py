@@ -129,6 +129,16 @@ def signed_out(**overrides: str) -> str:
     return pages.render_signed_out(**kwargs)
 
 
+def sign_out(**overrides: str) -> str:
+    kwargs = {
+        "action": "/_gateway/logout?rd=%2Fdash",
+        "cancel_url": "/dash",
+        "static_prefix": STATIC,
+    }
+    kwargs.update(overrides)
+    return pages.render_sign_out(**kwargs)
+
+
 FULL_ERROR = {
     "details": ["You need the write role in acme", "Members of acme-research are allowed"],
     "username": "alice",
@@ -144,6 +154,7 @@ ALL_PAGES: dict[str, Callable[[], str]] = {
     "error with everything": lambda: error(**FULL_ERROR),
     "error, bare": lambda: error(status=502, title="Bad gateway", message="Upstream is down."),
     "signed-out": signed_out,
+    "sign-out confirmation": sign_out,
 }
 
 
@@ -171,6 +182,9 @@ HOSTILE_FIELDS: list[tuple[str, Callable[[], str]]] = [
     ("error static_prefix", lambda: error(static_prefix=HOSTILE)),
     ("signed-out sign_in_url", lambda: signed_out(sign_in_url=HOSTILE)),
     ("signed-out static_prefix", lambda: signed_out(static_prefix=HOSTILE)),
+    ("sign-out action", lambda: sign_out(action=HOSTILE)),
+    ("sign-out cancel_url", lambda: sign_out(cancel_url=HOSTILE)),
+    ("sign-out static_prefix", lambda: sign_out(static_prefix=HOSTILE)),
 ]
 
 
@@ -197,8 +211,17 @@ def test_hostile_input_is_escaped_in_every_field(render: Callable[[], str]) -> N
         (lambda: error(sign_in_url=HOSTILE), ("a", "href")),
         (lambda: error(sign_out_url=HOSTILE), ("form", "action")),
         (lambda: signed_out(sign_in_url=HOSTILE), ("a", "href")),
+        (lambda: sign_out(action=HOSTILE), ("form", "action")),
+        (lambda: sign_out(cancel_url=HOSTILE), ("a", "href")),
     ],
-    ids=["sign-in login_url", "error sign_in_url", "error sign_out_url", "signed-out"],
+    ids=[
+        "sign-in login_url",
+        "error sign_in_url",
+        "error sign_out_url",
+        "signed-out",
+        "sign-out action",
+        "sign-out cancel_url",
+    ],
 )
 def test_urls_survive_escaping_unchanged(
     render: Callable[[], str], attribute: tuple[str, str]
@@ -238,6 +261,8 @@ def test_links_with_script_schemes_are_refused(url: str) -> None:
         error(consent_url=url)
     with pytest.raises(ValueError, match="scheme"):
         error(sign_out_url=url)
+    with pytest.raises(ValueError, match="scheme"):
+        sign_out(cancel_url=url)
     with pytest.raises(ValueError, match="scheme"):
         signed_out(sign_in_url=url)
 
@@ -359,6 +384,20 @@ def test_signed_out_page_offers_to_sign_in_again() -> None:
     doc = Document(signed_out(sign_in_url="/_gateway/sign_in?rd=%2F"))
     assert doc.one("h1").name == "You have been signed out"
     assert doc.controls()[pages.SIGN_IN_LABEL].attrs["href"] == "/_gateway/sign_in?rd=%2F"
+
+
+def test_sign_out_confirmation_posts_the_sign_out_and_offers_a_way_back() -> None:
+    """A GET of /_gateway/logout only shows this page: "Sign out" submits a POST form to
+    the action (rd carried along), and "Stay signed in" links back to the target."""
+    doc = Document(sign_out())
+    assert doc.one("h1").name == "Sign out?"
+    button = doc.controls()["Sign out"]
+    assert (button.tag, button.attrs.get("type")) == ("button", "submit")
+    form = next(a for a in button.ancestors() if a.tag == "form")
+    assert form.attrs.get("method") == "post"
+    assert form.attrs.get("action") == "/_gateway/logout?rd=%2Fdash"
+    assert doc.controls()["Stay signed in"].attrs["href"] == "/dash"
+    assert not [a for a in doc.all("a") if "logout" in (a.attrs.get("href") or "")]
 
 
 # Error page
