@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 from aiohttp import web
 
@@ -38,6 +38,9 @@ _ORG_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _SCOPE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _BINDING = re.compile(r"^[A-Za-z0-9_-]{43}$")
 MAX_EXTRA = 10
+# Characters a query may carry as they are (RFC 3986 query, with escapes): anything else in
+# a raw request target is escaped before it goes into a Location header.
+_QUERY_KEPT = re.compile(r"(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/?]|%[0-9A-Fa-f]{2})+")
 
 
 def _target(ctx: GatewayContext, query: Mapping[str, str]) -> str:
@@ -56,7 +59,9 @@ async def login(request: web.Request, ctx: GatewayContext) -> web.StreamResponse
     """Start a login: keep state/nonce/PKCE server-side, then 302 to the provider."""
     if responses.request_host(request) != ctx.config.server.public_host:
         # The binding cookie must live on the host that receives the callback.
-        return responses.redirect(f"{ctx.public_url}{GATEWAY_PREFIX}/login?{request.query_string}")
+        # The query goes along byte for byte: rebuilt from its decoded form it broke on
+        # %0d%0a or %23.
+        return responses.redirect(f"{ctx.public_url}{GATEWAY_PREFIX}/login{raw_query(request)}")
     target = _target(ctx, request.query)
     org_ids = _extra(request.query.getall("org", []), _ORG_ID)
     extra_scopes = _extra(request.query.getall("scope", []), _SCOPE)
@@ -111,6 +116,26 @@ async def login(request: web.Request, ctx: GatewayContext) -> web.StreamResponse
         samesite=ctx.cookies.login_samesite,
     )
     return response
+
+
+def raw_query(request: web.Request) -> str:
+    """``?`` and the query exactly as the client sent it ("" without one); characters that
+    have no place in a query (which the parser may have let through) are escaped."""
+    raw = request.raw_path.partition("?")[2]
+    if not raw:
+        return ""
+    kept: list[str] = []
+    position = 0
+    for match in _QUERY_KEPT.finditer(raw):
+        kept.append(_escape(raw[position : match.start()]))
+        kept.append(match.group())
+        position = match.end()
+    kept.append(_escape(raw[position:]))
+    return "?" + "".join(kept)
+
+
+def _escape(text: str) -> str:
+    return quote(text.encode("utf-8", "surrogateescape"), safe="")
 
 
 async def _granted_scopes(request: web.Request, ctx: GatewayContext) -> tuple[str, ...]:

@@ -2,6 +2,7 @@
 attack sits next to the positive case it must not break.
 
 - Logout CSRF: a cross-site GET or POST signs nobody out; a POST from our own pages does.
+- The login hop to public_url carries the raw query untouched.
 
 The browser here keeps its cookies by hand (``Browser``), so a test can plant, copy or drop
 any of them.
@@ -23,6 +24,7 @@ from tests.support.harness import (
     BROWSER,
     GatewayHarness,
 )
+from tests.support.raw_http import raw_request
 
 SESSION = "hf_gateway"
 EVIL = "https://evil.example"
@@ -276,3 +278,88 @@ async def test_the_sign_out_button_of_a_403_page_works_from_the_page(
     )
     assert out.status == 200
     assert await browser.whoami() is None
+
+
+# --------------------------------------------------------------------------- 11: the login hop
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        pytest.param("rd=%2Fa%0d%0aSet-Cookie:%20x=1", id="CR LF"),
+        pytest.param("rd=%2Fx%23y", id="%23"),
+        pytest.param("rd=%2Fa%20b", id="%20"),
+        pytest.param("rd=%2Fa+b", id="plus"),
+        pytest.param(
+            "rd=%2Fdash%3Fx%3D1&scope=read-repos&org=6650a1c2e3f4a5b6c7d8e9f0",
+            id="many",
+        ),
+        pytest.param("rd=%2Fdash", id="plain rd"),
+    ],
+)
+async def test_the_login_hop_to_the_public_host_keeps_the_query_byte_for_byte(
+    gateway: GatewayHarness, query: str
+) -> None:
+    """/_gateway/login on another host name sends the browser to public_url with the query
+    exactly as it came: never decoded and re-encoded (which dropped the connection on
+    %0d%0a and cut rd at %23)."""
+    answer = await raw_request(
+        gateway.port,
+        f"/_gateway/login?{query}",
+        list(BROWSER.items()),
+        host="localhost",
+    )
+    assert answer.status == 302
+    assert answer.header("Location") == f"{gateway.url}/_gateway/login?{query}"
+    assert answer.header("Set-Cookie") is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "escaped"),
+    [
+        pytest.param("rd=%2F<x>", "rd=%2F%3Cx%3E", id="angle brackets"),
+        pytest.param('rd=%2F"x"', "rd=%2F%22x%22", id="quotes"),
+        pytest.param("rd=%2F%zz", "rd=%2F%25zz", id="a broken escape"),
+        pytest.param("rd=%2F{x}|y", "rd=%2F%7Bx%7D%7Cy", id="braces and bar"),
+    ],
+)
+async def test_characters_with_no_place_in_a_query_are_escaped_on_the_hop(
+    gateway: GatewayHarness, raw: str, escaped: str
+) -> None:
+    """What the request parser lets through but a URL may not hold is escaped; everything
+    else of the query stays as it was."""
+    answer = await raw_request(
+        gateway.port, f"/_gateway/login?{raw}", list(BROWSER.items()), host="localhost"
+    )
+    assert answer.status == 302
+    assert answer.header("Location") == f"{gateway.url}/_gateway/login?{escaped}"
+
+
+@pytest.mark.parametrize(
+    "rd",
+    [
+        pytest.param("/x#y", id="fragment"),
+        pytest.param("/dash?x=1&y=2", id="query"),
+        pytest.param("/a b", id="space (refused, so /)"),
+    ],
+)
+async def test_a_login_through_the_hop_lands_where_a_direct_one_does(
+    gateway: GatewayHarness, browsers: Browsers, alice: FakeHF, rd: str
+) -> None:
+    """Signing in from another host name ends on the same target as signing in on the
+    public host itself."""
+    direct = await browsers(gateway)
+    landed_direct = (await direct.go(await direct.login_url(rd))).location
+    hop = await raw_request(
+        gateway.port,
+        f"/_gateway/login?{urlencode({'rd': rd}, safe='')}",
+        list(BROWSER.items()),
+        host="localhost",
+    )
+    assert hop.status == 302
+    via_hop = await browsers(gateway)
+    started = await via_hop.go(hop.header("Location") or "")
+    assert started.status == 302
+    landed = (await via_hop.go(await via_hop.approve(started.location))).location
+    assert landed == landed_direct
+    assert landed != "/" or rd == "/a b"
