@@ -101,7 +101,7 @@ def create_app(
         )
         app[GATEWAY] = ctx
         app[RESOLVER] = SessionResolver(ctx)
-        app[TOKENS] = TokenResolver(own_provider)
+        app[TOKENS] = TokenResolver(own_provider, own_store)
         tasks = [asyncio.create_task(keep_metadata_fresh(own_provider))]
         on_key, on_state = invalidation_listeners(cache, tunnels)
         if isinstance(own_store, InvalidationSource):

@@ -1,6 +1,7 @@
 """Who is calling: the session cookie first, else a provider token sent as
 ``Authorization: Bearer`` (scripts and API clients). Failures of the store or the provider
-become a 503 answer here, so callers can only ever get an identity or a refusal."""
+become a 503 answer here, and a client over its allowance of new tokens a 429, so callers
+can only ever get an identity or a refusal."""
 
 from __future__ import annotations
 
@@ -10,11 +11,17 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from gateway.errors import ProviderError, ProviderRateLimited, StoreError
-from gateway.headers import cookie_value
+from gateway.headers import client_facts, cookie_value
 from gateway.identity import Identity
 from gateway.session.manager import LoadedSession
 from gateway.web import responses
-from gateway.web.bearer import TokenResolver, bearer_token, token_key
+from gateway.web.bearer import (
+    LookupBudgetExhausted,
+    TokenResolver,
+    TooManyNewTokens,
+    bearer_token,
+    token_key,
+)
 from gateway.web.context import GatewayContext
 from gateway.web.sessions import RESOLVER
 
@@ -39,6 +46,21 @@ class Caller:
         return token_key(self.token) if self.token else ""
 
 
+def client_address(request: web.Request, ctx: GatewayContext) -> str:
+    """The client's address as the proxy path sees it: the peer, or what a trusted proxy
+    in front of it says in X-Forwarded-For."""
+    forwarded = request.headers.getall("X-Forwarded-For", [])
+    facts, _ = client_facts(
+        peer=request.remote,
+        scheme=request.scheme,
+        host=request.host,
+        forwarded_for=", ".join(forwarded) if forwarded else None,
+        forwarded_proto=None,
+        trusted=ctx.trusted,
+    )
+    return facts.ip
+
+
 def session_cookie(request: web.Request, ctx: GatewayContext) -> str | None:
     return cookie_value(request.headers.getall("Cookie", ()), ctx.cookies.name)
 
@@ -55,7 +77,22 @@ async def identify(request: web.Request, ctx: GatewayContext) -> Caller | web.Re
             token = bearer_token(request.headers.get("Authorization"))
         if token is None:
             return Caller(None)
-        identity = await request.app[TOKENS].resolve(token)
+        identity = await request.app[TOKENS].resolve(token, client_address(request, ctx))
+    except TooManyNewTokens as exc:
+        return responses.error(
+            request,
+            429,
+            "too_many_requests",
+            "Too many requests",
+            "Too many new tokens from your address are waiting to be checked; retry later.",
+            headers={"Retry-After": str(exc.retry_after)},
+        )
+    except LookupBudgetExhausted as exc:  # logged by the resolver, in summary
+        return responses.unavailable(
+            request,
+            "Too many new tokens are being checked right now; retry later.",
+            retry_after=exc.retry_after,
+        )
     except StoreError as exc:
         log.error("session store unavailable: %s", exc)
         return responses.unavailable(request, "The session store is unavailable.")
