@@ -24,19 +24,19 @@ from gateway.session.model import (
     SessionTimes,
     StoredTokens,
     absolute_expiry,
-    decode_pending,
     decode_record,
     decrypt_tokens,
-    encode_pending,
     encode_record,
     encrypt_tokens,
     new_session_id,
-    new_state,
-    pending_key,
+    open_pending,
+    pending_remaining,
+    seal_pending,
     session_expired,
     sign_cookie,
     store_key,
     store_ttl,
+    used_login_key,
     user_index_key,
     verify_cookie,
 )
@@ -303,24 +303,36 @@ class SessionManager:
         await self.store.index_remove(user_index_key(sub), key)
 
     # ------------------------------------------------------------------ pending logins
+    #
+    # A pending login lives sealed in the browser's binding cookie, not in the store, so
+    # anonymous requests for /_gateway/login cost the store nothing. Single use is kept by
+    # a marker per state, written only after the provider accepted the code.
 
-    async def begin_login(self, pending: PendingLogin) -> str:
-        """Keep a pending login server-side under a new state; returns the state."""
-        state = new_state()
-        await self.store.set(pending_key(state), encode_pending(pending), PENDING_LOGIN_TTL)
-        return state
+    def begin_login(self, pending: PendingLogin) -> str:
+        """The binding-cookie value that carries ``pending`` (sealed; nothing is stored)."""
+        return seal_pending(pending, self.keys)
 
-    async def finish_login(self, state: str) -> PendingLogin | None:
-        """The pending login for ``state``, removed so it can be used once only."""
-        if not state or len(state) > 128:
-            return None
-        data = await self.store.take(pending_key(state))
-        if data is None:
-            return None
+    def open_login(self, sealed: str) -> PendingLogin | None:
+        """The pending login sealed in ``sealed`` while it is fresh, else None (forged,
+        altered, sealed with a retired secret, expired). The caller compares its state."""
         try:
-            pending = decode_pending(data)
+            pending = open_pending(sealed, self.keys)
         except RecordError:
             return None
-        if self._clock() - pending.created_at > PENDING_LOGIN_TTL:
+        if pending_remaining(pending, self._clock()) <= 0:
             return None
         return pending
+
+    async def login_used(self, state: str) -> bool:
+        """Whether a login with ``state`` has already finished (checked before the code is
+        redeemed, so a replayed callback never reaches the provider)."""
+        return await self.store.get(used_login_key(state)) is not None
+
+    async def finish_login(self, pending: PendingLogin) -> bool:
+        """Mark ``pending``'s state used for the rest of its life; False when it already
+        was (a replay, or a racing callback won). Atomic: SET NX through the store's lock,
+        a marker of a few bytes that is never released, only expires."""
+        remaining = min(pending_remaining(pending, self._clock()), PENDING_LOGIN_TTL)
+        if remaining <= 0:
+            return False
+        return await self.store.lock(used_login_key(pending.state), remaining) is not None

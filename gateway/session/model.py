@@ -4,6 +4,8 @@ Cookie: ``v1.<b64url 32-byte id>.<b64url HMAC-SHA256>``. The store key is a hash
 the id, so a dump of the store yields no usable cookie. Provider tokens are encrypted
 at rest (AES-256-GCM) with a key derived from ``session.secret``; every key is derived
 with HKDF under its own label, and a list of secrets rotates (the first signs, all verify).
+A pending login is sealed (AES-256-GCM under its own key) into the browser's login-binding
+cookie, so nothing is stored for a login until it comes back from the provider.
 """
 
 from __future__ import annotations
@@ -36,6 +38,9 @@ TOUCH_INTERVAL = 60.0
 """last_seen is written at most this often (seconds)."""
 PENDING_LOGIN_TTL = 600
 """Pending logins and the login-binding cookie live 10 minutes."""
+MAX_SEALED_LOGIN = 1800
+"""Characters of one sealed pending login (one binding cookie's value). Four of them and
+the session cookie stay under the 8 KiB a proxy in front commonly allows per header line."""
 
 
 class RecordError(ValueError):
@@ -52,6 +57,7 @@ class SessionKeys:
     cookie: tuple[bytes, ...]
     tokens: tuple[bytes, ...]
     login: tuple[bytes, ...]
+    """Seals pending logins into the login-binding cookie."""
 
     @classmethod
     def derive(cls, secrets_: Sequence[str]) -> SessionKeys:
@@ -60,7 +66,7 @@ class SessionKeys:
         return cls(
             cookie=tuple(_hkdf(s, b"hf-gateway/v1/cookie") for s in secrets_),
             tokens=tuple(_hkdf(s, b"hf-gateway/v1/tokens-at-rest") for s in secrets_),
-            login=tuple(_hkdf(s, b"hf-gateway/v1/login-binding") for s in secrets_),
+            login=tuple(_hkdf(s, b"hf-gateway/v1/pending-login-seal") for s in secrets_),
         )
 
 
@@ -139,31 +145,15 @@ def user_index_key(sub: str) -> str:
     return "u:" + hashlib.sha256(sub.encode()).hexdigest()
 
 
-def pending_key(state: str) -> str:
-    return "p:" + hashlib.sha256(state.encode()).hexdigest()
+def used_login_key(state: str) -> str:
+    """The store key that marks a login's state as used (a hash: the state stays unknown).
+    Not ``p:``, where earlier versions kept whole pending logins, so replicas of both
+    versions sharing Redis during an upgrade never read each other's values."""
+    return "used:" + hashlib.sha256(state.encode()).hexdigest()
 
 
 def lock_key(session_key: str) -> str:
     return "l:" + session_key
-
-
-def new_login_binding() -> str:
-    """A random value for the login-binding cookie that ties a login to one browser."""
-    return b64e(secrets.token_bytes(32))
-
-
-def binding_digest(binding: str, keys: SessionKeys) -> str:
-    """What a pending login stores of the binding cookie (never the cookie itself)."""
-    return b64e(_mac(keys.login[0], binding))
-
-
-def binding_matches(binding: str | None, digest: str, keys: SessionKeys) -> bool:
-    if not binding or len(binding) > MAX_COOKIE_LENGTH or not binding.isascii():
-        return False
-    matched = False
-    for key in keys.login:
-        matched |= hmac.compare_digest(b64e(_mac(key, binding)), digest)
-    return matched
 
 
 # --------------------------------------------------------------------------- tokens at rest
@@ -322,51 +312,89 @@ def needs_revalidation(record: SessionRecord, now: float, times: SessionTimes) -
 
 @dataclass(frozen=True, slots=True)
 class PendingLogin:
-    """A login in flight, stored under the hash of its ``state`` for 10 minutes, single use."""
+    """A login in flight: sealed into the browser's binding cookie for 10 minutes.
 
+    ``state`` is what the provider hands back; the callback accepts the sealed login only
+    with that state, only from the browser holding the cookie, and only once.
+    """
+
+    state: str
     code_verifier: str
     nonce: str
     redirect_to: str
-    binding: str  # binding_digest of the browser's login-binding cookie
     created_at: float
     scopes: tuple[str, ...] = ()
     org_ids: tuple[str, ...] = ()
 
 
-def encode_pending(pending: PendingLogin) -> bytes:
-    return json.dumps(
+_SEAL_LABEL = b"hf-gateway pending login v1"
+
+
+def seal_pending(pending: PendingLogin, keys: SessionKeys) -> str:
+    """``pending`` encrypted and authenticated for the binding cookie (base64url)."""
+    plain = json.dumps(
         {
             "v": RECORD_VERSION,
-            "code_verifier": pending.code_verifier,
-            "nonce": pending.nonce,
-            "redirect_to": pending.redirect_to,
-            "binding": pending.binding,
-            "created_at": pending.created_at,
-            "scopes": list(pending.scopes),
-            "org_ids": list(pending.org_ids),
+            "s": pending.state,
+            "c": pending.code_verifier,
+            "n": pending.nonce,
+            "r": pending.redirect_to,
+            "t": round(pending.created_at, 3),
+            "sc": list(pending.scopes),
+            "o": list(pending.org_ids),
         },
         separators=(",", ":"),
     ).encode()
+    nonce = os.urandom(12)
+    return b64e(nonce + AESGCM(keys.login[0]).encrypt(nonce, plain, _SEAL_LABEL))
 
 
-def decode_pending(data: bytes) -> PendingLogin:
+def open_pending(sealed: str, keys: SessionKeys) -> PendingLogin:
+    """The pending login inside a value made by seal_pending; RecordError if it is not one
+    (forged, altered, truncated, another secret, another version)."""
+    if not sealed or len(sealed) > MAX_SEALED_LOGIN or not sealed.isascii():
+        raise RecordError("not a sealed login")
     try:
-        raw = json.loads(data)
+        raw = b64d(sealed)
+    except ValueError as exc:
+        raise RecordError("sealed login is not base64url") from exc
+    nonce, box = raw[:12], raw[12:]
+    for key in keys.login:
+        try:
+            plain = AESGCM(key).decrypt(nonce, box, _SEAL_LABEL)
+        except (InvalidTag, ValueError):
+            continue
+        return _decode_pending(plain)
+    raise RecordError("sealed login opens with no configured secret")
+
+
+def _decode_pending(plain: bytes) -> PendingLogin:
+    try:
+        raw = json.loads(plain)
         if raw.get("v") != RECORD_VERSION:
             raise RecordError("unsupported pending login version")
-        return PendingLogin(
-            code_verifier=str(raw["code_verifier"]),
-            nonce=str(raw["nonce"]),
-            redirect_to=str(raw["redirect_to"]),
-            binding=str(raw["binding"]),
-            created_at=float(raw["created_at"]),
-            scopes=tuple(raw.get("scopes") or ()),
-            org_ids=tuple(raw.get("org_ids") or ()),
+        pending = PendingLogin(
+            state=raw["s"],
+            code_verifier=raw["c"],
+            nonce=raw["n"],
+            redirect_to=raw["r"],
+            created_at=float(raw["t"]),
+            scopes=tuple(raw["sc"]),
+            org_ids=tuple(raw["o"]),
         )
     except RecordError:
         raise
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise RecordError("corrupt pending login") from exc
+    texts = (pending.state, pending.code_verifier, pending.nonce, pending.redirect_to)
+    if not all(isinstance(t, str) for t in (*texts, *pending.scopes, *pending.org_ids)):
+        raise RecordError("corrupt pending login")
+    return pending
+
+
+def pending_remaining(pending: PendingLogin, now: float) -> float:
+    """Seconds the pending login stays valid (0 or less once it has expired)."""
+    return pending.created_at + PENDING_LOGIN_TTL - now
 
 
 def new_state() -> str:

@@ -28,8 +28,20 @@ if TYPE_CHECKING:
     from gateway.web.proxy import UpstreamClient
 
 LOGIN_COOKIE = "hf_gateway_login"
+"""Base name of the login-binding cookies (DESIGN §6)."""
+LOGIN_SLOTS = 4
+"""Logins one browser may have in flight at once, one binding cookie each:
+``hf_gateway_login``, ``hf_gateway_login_2`` ... ``hf_gateway_login_4``."""
 GATEWAY_PREFIX = "/_gateway"
 STATIC_PREFIX = GATEWAY_PREFIX + "/static"
+
+
+def login_cookie_names(*, secure: bool) -> tuple[str, ...]:
+    """The binding-cookie names, one per login slot: ``__Host-`` prefixed on https, so a
+    sibling subdomain cannot plant one (the callback is always on public_url's host)."""
+    prefix = "__Host-" if secure else ""
+    suffixes = ("", *(f"_{n}" for n in range(2, LOGIN_SLOTS + 1)))
+    return tuple(f"{prefix}{LOGIN_COOKIE}{suffix}" for suffix in suffixes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +51,8 @@ class CookieSettings:
     samesite: str
     domain: str | None
     max_age: int
+    login_names: tuple[str, ...]
+    """The login-binding cookies this gateway sets and reads, in slot order."""
 
     @classmethod
     def from_config(cls, config: GatewayConfig) -> CookieSettings:
@@ -51,7 +65,13 @@ class CookieSettings:
             samesite=session.cookie_samesite.capitalize(),
             domain=session.cookie_domain,
             max_age=session.max_lifetime,
+            login_names=login_cookie_names(secure=secure),
         )
+
+    @property
+    def login_path(self) -> str:
+        """``__Host-`` cookies must have Path=/; on http they stay under /_gateway/."""
+        return "/" if self.secure else GATEWAY_PREFIX + "/"
 
     @property
     def login_samesite(self) -> str:
@@ -85,7 +105,8 @@ class GatewayContext:
     @cached_property
     def gateway_cookies(self) -> frozenset[str]:
         """Cookie names never forwarded upstream and never settable by an upstream."""
-        return frozenset({self.cookies.name, self.config.session.cookie_name, LOGIN_COOKIE})
+        logins = (*login_cookie_names(secure=True), *login_cookie_names(secure=False))
+        return frozenset({self.cookies.name, self.config.session.cookie_name, *logins})
 
     @cached_property
     def assertions(self) -> AssertionCache:

@@ -1,18 +1,23 @@
 """Sign-in page, login, callback and logout.
 
-State, nonce and the PKCE verifier live server-side under the state, single use, for
-10 minutes, and are bound to the browser that started the login by a short-lived
-cookie (``hf_gateway_login``), so several tabs may sign in at once while a callback
-carried to another browser fails.
+Every login mints its own pending login (state, nonce, PKCE verifier, target) and seals it
+into a login-binding cookie of its own (``__Host-hf_gateway_login`` on https; further logins
+in flight use ``_2`` to ``_4``). Nothing is stored until the provider sends the browser
+back, so anonymous requests for /login cost the store nothing; the callback accepts a
+sealed login only with its state, only from the browser holding the cookie, only within
+10 minutes and only once (a small "used" marker per state, written after the code was
+redeemed). A value the browser presents is never adopted as the binding of a new login.
 
 Signing out is a POST from the gateway's own pages; a GET only asks for confirmation.
 """
 
 from __future__ import annotations
 
+import hmac
 import logging
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from urllib.parse import quote, urlencode, urlsplit
 
 from aiohttp import web
@@ -20,24 +25,28 @@ from aiohttp import web
 from gateway.errors import AuthorizationDenied, LoginError, ProviderError, StoreError
 from gateway.providers.base import LoginResult
 from gateway.session.model import (
+    MAX_SEALED_LOGIN,
     PENDING_LOGIN_TTL,
     PendingLogin,
-    binding_digest,
-    binding_matches,
     new_code_verifier,
-    new_login_binding,
     new_nonce,
+    new_state,
 )
 from gateway.web import pages, responses
 from gateway.web.caller import session_cookie
-from gateway.web.context import GATEWAY_PREFIX, LOGIN_COOKIE, STATIC_PREFIX, GatewayContext
+from gateway.web.context import GATEWAY_PREFIX, LOGIN_SLOTS, STATIC_PREFIX, GatewayContext
 
 log = logging.getLogger(__name__)
 
 _ORG_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _SCOPE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
-_BINDING = re.compile(r"^[A-Za-z0-9_-]{43}$")
 MAX_EXTRA = 10
+MAX_LOGIN_TARGET = 1024
+"""Longer post-login targets become ``/``: the target travels in the binding cookie."""
+_NO_LOGIN = (
+    "This sign-in link has expired or was already used, or it was started in another browser."
+)
+_USED = "This sign-in link has expired or was already used."
 # Characters a query may carry as they are (RFC 3986 query, with escapes): anything else in
 # a raw request target is escaped before it goes into a Location header.
 _QUERY_KEPT = re.compile(r"(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/?]|%[0-9A-Fa-f]{2})+")
@@ -55,12 +64,14 @@ async def sign_in(request: web.Request, ctx: GatewayContext) -> web.StreamRespon
     return responses.html_page(200, body)
 
 
+# --------------------------------------------------------------------------- login
+
+
 async def login(request: web.Request, ctx: GatewayContext) -> web.StreamResponse:
-    """Start a login: keep state/nonce/PKCE server-side, then 302 to the provider."""
+    """Start a login: seal state/nonce/PKCE into a new binding cookie, 302 to the provider."""
     if responses.request_host(request) != ctx.config.server.public_host:
-        # The binding cookie must live on the host that receives the callback.
-        # The query goes along byte for byte: rebuilt from its decoded form it broke on
-        # %0d%0a or %23.
+        # The binding cookie must live on the host that receives the callback. The query
+        # goes along byte for byte: rebuilt from its decoded form it broke on %0d%0a or %23.
         return responses.redirect(f"{ctx.public_url}{GATEWAY_PREFIX}/login{raw_query(request)}")
     target = _target(ctx, request.query)
     org_ids = _extra(request.query.getall("org", []), _ORG_ID)
@@ -73,33 +84,33 @@ async def login(request: web.Request, ctx: GatewayContext) -> web.StreamResponse
         return responses.unavailable(
             request, "The session store is unavailable; try again shortly."
         )
-    scopes = tuple(dict.fromkeys((*ctx.config.provider.scopes, *kept, *extra_scopes)))
-    binding = request.cookies.get(LOGIN_COOKIE, "")
-    if not _BINDING.match(binding):
-        binding = new_login_binding()
-    verifier, nonce = new_code_verifier(), new_nonce()
     pending = PendingLogin(
-        code_verifier=verifier,
-        nonce=nonce,
-        redirect_to=target,
-        binding=binding_digest(binding, ctx.sessions.keys),
+        state=new_state(),
+        code_verifier=new_code_verifier(),
+        nonce=new_nonce(),
+        redirect_to=target if len(target) <= MAX_LOGIN_TARGET else "/",
         created_at=ctx.clock(),
-        scopes=scopes,
+        scopes=tuple(dict.fromkeys((*ctx.config.provider.scopes, *kept, *extra_scopes))),
         org_ids=org_ids,
     )
-    try:
-        state = await ctx.sessions.begin_login(pending)
-        url = ctx.provider.authorization_url(
-            state=state,
-            nonce=nonce,
-            code_verifier=verifier,
-            redirect_uri=ctx.callback_url,
-            scopes=scopes,
-            org_ids=org_ids,
+    sealed = _seal(ctx, pending)
+    if sealed is None:
+        return responses.error(
+            request,
+            400,
+            "login_too_large",
+            "Sign-in failed",
+            "This sign-in asks for more organizations or permissions than it can carry.",
         )
-    except StoreError:
-        return responses.unavailable(
-            request, "The session store is unavailable; try again shortly."
+    pending, value = sealed
+    try:
+        url = ctx.provider.authorization_url(
+            state=pending.state,
+            nonce=pending.nonce,
+            code_verifier=pending.code_verifier,
+            redirect_uri=ctx.callback_url,
+            scopes=pending.scopes,
+            org_ids=pending.org_ids,
         )
     except ProviderError:
         return responses.unavailable(
@@ -107,15 +118,52 @@ async def login(request: web.Request, ctx: GatewayContext) -> web.StreamResponse
         )
     response = responses.redirect(url)
     response.set_cookie(
-        LOGIN_COOKIE,
-        binding,
+        _free_slot(request, ctx),
+        value,
         max_age=PENDING_LOGIN_TTL,
-        path=f"{GATEWAY_PREFIX}/",
+        path=ctx.cookies.login_path,
         secure=ctx.cookies.secure,
         httponly=True,
         samesite=ctx.cookies.login_samesite,
     )
     return response
+
+
+def _seal(ctx: GatewayContext, pending: PendingLogin) -> tuple[PendingLogin, str] | None:
+    """The sealed cookie value, with the target dropped to ``/`` if that makes it fit."""
+    value = ctx.sessions.begin_login(pending)
+    if len(value) > MAX_SEALED_LOGIN and pending.redirect_to != "/":
+        pending = replace(pending, redirect_to="/")
+        value = ctx.sessions.begin_login(pending)
+    return (pending, value) if len(value) <= MAX_SEALED_LOGIN else None
+
+
+def _free_slot(request: web.Request, ctx: GatewayContext) -> str:
+    """The binding cookie for a new login: the first slot without a live login in it, else
+    the one holding the oldest (several tabs sign in at once; a fifth evicts the oldest)."""
+    oldest: tuple[float, str] | None = None
+    for name in ctx.cookies.login_names:
+        live = [p for v in login_cookie_values(request, name) if (p := ctx.sessions.open_login(v))]
+        if not live:
+            return name
+        started = min(p.created_at for p in live)
+        if oldest is None or started < oldest[0]:
+            oldest = (started, name)
+    assert oldest is not None  # there is always at least one slot
+    return oldest[1]
+
+
+def login_cookie_values(request: web.Request, name: str) -> list[str]:
+    """Every value the browser sent for cookie ``name`` (a cookie with a Domain may sit
+    beside ours under the same name on http); at most LOGIN_SLOTS of them are looked at."""
+    prefix = name + "="
+    values = [
+        part[len(prefix) :]
+        for header in request.headers.getall("Cookie", [])
+        for part in (piece.strip() for piece in header.split(";"))
+        if part.startswith(prefix)
+    ]
+    return values[:LOGIN_SLOTS]
 
 
 def raw_query(request: web.Request) -> str:
@@ -149,38 +197,43 @@ def _extra(values: list[str], pattern: re.Pattern[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(v for v in values[:MAX_EXTRA] if pattern.match(v)))
 
 
+# --------------------------------------------------------------------------- callback
+
+
 async def callback(request: web.Request, ctx: GatewayContext) -> web.StreamResponse:
-    """Finish a login: verify state and binding, redeem the code, start a new session."""
+    """Finish a login: find its sealed binding, redeem the code once, start a new session."""
     query = request.query
     state = query.get("state", "")
     if not state:
         return _login_failed(request, ctx, 400, "The sign-in response has no state.")
+    found = _find_login(request, ctx, state)
+    if found is None:
+        return _login_failed(request, ctx, 400, _NO_LOGIN)
+    slot, pending = found
     try:
-        pending = await ctx.sessions.finish_login(state)
+        if await ctx.sessions.login_used(state):
+            failed = _login_failed(request, ctx, 400, _USED, pending.redirect_to)
+            return _clear_login(failed, ctx, slot)
+        result = await _redeem(ctx, query, pending)
     except StoreError:
         return responses.unavailable(
             request, "The session store is unavailable; try again shortly."
         )
-    if pending is None:
-        return _login_failed(
-            request, ctx, 400, "This sign-in link has expired or was already used."
-        )
-    if not binding_matches(request.cookies.get(LOGIN_COOKIE), pending.binding, ctx.sessions.keys):
-        return _login_failed(
-            request, ctx, 400, "This sign-in was started in another browser.", pending.redirect_to
-        )
-    try:
-        result = await _redeem(ctx, query, pending)
     except AuthorizationDenied as exc:
-        return _login_failed(request, ctx, 403, exc.message, pending.redirect_to, "access_denied")
+        failed = _login_failed(request, ctx, 403, exc.message, pending.redirect_to, "access_denied")
+        return _clear_login(failed, ctx, slot)
     except LoginError as exc:
         log.warning("login failed: %s", exc.code)
-        return _login_failed(request, ctx, 400, exc.message, pending.redirect_to, exc.code)
+        failed = _login_failed(request, ctx, 400, exc.message, pending.redirect_to, exc.code)
+        return _clear_login(failed, ctx, slot)
     except ProviderError:
         return responses.unavailable(
             request, "Hugging Face could not be reached to finish signing in."
         )
     try:
+        if not await ctx.sessions.finish_login(pending):
+            failed = _login_failed(request, ctx, 400, _USED, pending.redirect_to)
+            return _clear_login(failed, ctx, slot)
         cookie = await ctx.sessions.create(
             result.identity, result.tokens, previous_cookie=session_cookie(request, ctx)
         )
@@ -191,6 +244,29 @@ async def callback(request: web.Request, ctx: GatewayContext) -> web.StreamRespo
     log.info("signed in %s", result.identity.username)
     response = _go_to(ctx, pending.redirect_to)
     set_session_cookie(response, ctx, cookie)
+    return _clear_login(response, ctx, slot)
+
+
+def _find_login(
+    request: web.Request, ctx: GatewayContext, state: str
+) -> tuple[str, PendingLogin] | None:
+    """The binding cookie holding the login for ``state`` in this browser, and the login."""
+    for name in ctx.cookies.login_names:
+        for value in login_cookie_values(request, name):
+            pending = ctx.sessions.open_login(value)
+            if pending is not None and hmac.compare_digest(pending.state.encode(), state.encode()):
+                return name, pending
+    return None
+
+
+def _clear_login(response: web.Response, ctx: GatewayContext, slot: str) -> web.Response:
+    response.del_cookie(
+        slot,
+        path=ctx.cookies.login_path,
+        secure=ctx.cookies.secure,
+        httponly=True,
+        samesite=ctx.cookies.login_samesite,
+    )
     return response
 
 
@@ -275,6 +351,9 @@ def _login_failed(
         message,
         sign_in=responses.sign_in_url(ctx, target),
     )
+
+
+# --------------------------------------------------------------------------- logout
 
 
 async def logout(request: web.Request, ctx: GatewayContext) -> web.StreamResponse:

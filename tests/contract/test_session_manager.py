@@ -8,6 +8,7 @@ manager sets long enough that only the manager's own rules end a session here.
 from __future__ import annotations
 
 import asyncio
+import secrets
 
 import pytest
 
@@ -20,13 +21,14 @@ from gateway.session.model import (
     SessionKeys,
     SessionTimes,
     StoredTokens,
-    binding_digest,
+    b64e,
     new_code_verifier,
-    new_login_binding,
     new_nonce,
     new_session_id,
+    new_state,
     sign_cookie,
     store_key,
+    used_login_key,
     user_index_key,
     verify_cookie,
 )
@@ -83,10 +85,10 @@ def manager(store: SessionStore, clock: Clock) -> SessionManager:
 
 def _pending(created_at: float) -> PendingLogin:
     return PendingLogin(
+        state=new_state(),
         code_verifier=new_code_verifier(),
         nonce=new_nonce(),
         redirect_to="/dash",
-        binding=binding_digest(new_login_binding(), KEYS),
         created_at=created_at,
         scopes=("openid", "profile"),
     )
@@ -344,79 +346,96 @@ async def test_an_update_stores_the_new_identity_and_rotated_tokens(
 # --------------------------------------------------------------------------- pending logins
 
 
-async def test_a_pending_login_is_returned_once(manager: SessionManager) -> None:
-    """finish_login() hands the pending login back once; the same state then finds nothing."""
+async def test_beginning_a_login_stores_nothing(
+    manager: SessionManager, store: SessionStore
+) -> None:
+    """begin_login() seals the pending login for the cookie; the store stays empty, so
+    anonymous requests for /login cannot fill it. open_login() gives it back."""
     pending = _pending(T0)
-    state = await manager.begin_login(pending)
-    assert await manager.finish_login(state) == pending
-    assert await manager.finish_login(state) is None
+    sealed = manager.begin_login(pending)
+    assert await store.scan("") == []
+    assert manager.open_login(sealed) == pending
+
+
+async def test_a_pending_login_finishes_once(manager: SessionManager, store: SessionStore) -> None:
+    """finish_login() marks the state used: the first call wins, a replay is refused, and
+    the marker is a hash of the state, never the state."""
+    pending = _pending(T0)
+    assert not await manager.login_used(pending.state)
+    assert await manager.finish_login(pending)
+    assert await manager.login_used(pending.state)
+    assert not await manager.finish_login(pending)
+    [marker] = await store.scan("used:")
+    assert pending.state not in marker
 
 
 async def test_a_pending_login_is_single_use_under_concurrency(manager: SessionManager) -> None:
-    """Of many callbacks racing with one state, exactly one gets the pending login."""
+    """Of many callbacks racing with one state, exactly one finishes the login."""
     pending = _pending(T0)
-    state = await manager.begin_login(pending)
-    results = await asyncio.gather(*(manager.finish_login(state) for _ in range(10)))
-    assert results.count(pending) == 1
-    assert results.count(None) == 9
+    results = await asyncio.gather(*(manager.finish_login(pending) for _ in range(10)))
+    assert results.count(True) == 1
+    assert results.count(False) == 9
 
 
 async def test_pending_logins_are_kept_apart(manager: SessionManager) -> None:
-    """Two logins in flight (two tabs) each finish with their own verifier and nonce."""
+    """Two logins in flight (two tabs) each finish with their own state."""
     first, second = _pending(T0), _pending(T0)
-    state_one = await manager.begin_login(first)
-    state_two = await manager.begin_login(second)
-    assert state_one != state_two
-    assert await manager.finish_login(state_two) == second
-    assert await manager.finish_login(state_one) == first
+    assert first.state != second.state
+    assert manager.begin_login(first) != manager.begin_login(second)
+    assert await manager.finish_login(second)
+    assert not await manager.login_used(first.state)
+    assert await manager.finish_login(first)
 
 
 async def test_a_pending_login_expires_after_ten_minutes(
     manager: SessionManager, clock: Clock
 ) -> None:
     """A callback later than PENDING_LOGIN_TTL after the login started is refused."""
-    fresh = await manager.begin_login(_pending(clock.now))
-    stale = await manager.begin_login(_pending(clock.now))
-    clock.advance(PENDING_LOGIN_TTL)
-    assert await manager.finish_login(fresh) is not None
+    pending = _pending(clock.now)
+    sealed = manager.begin_login(pending)
+    clock.advance(PENDING_LOGIN_TTL - 1)
+    assert manager.open_login(sealed) == pending
     clock.advance(1)
-    assert await manager.finish_login(stale) is None
+    assert manager.open_login(sealed) is None
+    assert not await manager.finish_login(pending)
 
 
-async def test_a_pending_login_is_stored_under_a_hash_of_the_state(
-    manager: SessionManager, store: SessionStore
+async def test_the_used_marker_lives_as_long_as_the_login_could(
+    manager: SessionManager, store: SessionStore, clock: Clock
 ) -> None:
-    """The store key of a pending login does not reveal the state that redeems it."""
-    state = await manager.begin_login(_pending(T0))
-    keys = await store.scan("p:")
-    assert len(keys) == 1
-    assert state not in keys[0]
+    """The marker is kept for the rest of the login's ten minutes and no longer, so the
+    store holds one small key per finished login for at most that long."""
+    pending = _pending(clock.now - PENDING_LOGIN_TTL + 1)
+    assert await manager.finish_login(pending)
+    assert await manager.login_used(pending.state)
+    await asyncio.sleep(1.5)
+    assert await store.get(used_login_key(pending.state)) is None
 
 
 @pytest.mark.parametrize(
-    "state",
+    "sealed",
     [
         pytest.param("", id="empty"),
-        pytest.param("x" * 129, id="too long"),
-        pytest.param("never-issued", id="unknown"),
+        pytest.param("x" * 129, id="garbage"),
+        pytest.param("A" * 300, id="made up"),
+        pytest.param(b64e(secrets.token_bytes(300)), id="random bytes"),
     ],
 )
-async def test_unknown_states_find_no_pending_login(manager: SessionManager, state: str) -> None:
-    """A state the gateway never issued (or an absurd one) finds nothing."""
-    issued = await manager.begin_login(_pending(T0))
-    assert await manager.finish_login(state) is None
-    assert await manager.finish_login(issued) is not None
+async def test_values_not_sealed_by_us_open_no_login(manager: SessionManager, sealed: str) -> None:
+    """A binding cookie the gateway never sealed opens nothing; a real one does."""
+    assert manager.open_login(sealed) is None
+    assert manager.open_login(manager.begin_login(_pending(T0))) is not None
 
 
-async def test_a_corrupt_pending_login_is_refused_and_consumed(
-    manager: SessionManager, store: SessionStore
+async def test_a_login_sealed_under_another_secret_opens_nowhere_else(
+    store: SessionStore, clock: Clock
 ) -> None:
-    """A pending login that cannot be decoded is not usable, and is gone afterwards."""
-    state = await manager.begin_login(_pending(T0))
-    [key] = await store.scan("p:")
-    await store.set(key, b"corrupt", ttl=60)
-    assert await manager.finish_login(state) is None
-    assert await store.get(key) is None
+    """Replicas with another session.secret cannot open this gateway's logins."""
+    ours = SessionManager(store, KEYS, TIMES, clock=clock)
+    theirs = SessionManager(store, SessionKeys.derive(["x" * 40]), TIMES, clock=clock)
+    sealed = ours.begin_login(_pending(T0))
+    assert theirs.open_login(sealed) is None
+    assert ours.open_login(sealed) is not None
 
 
 # --------------------------------------------------------------------------- races with logout

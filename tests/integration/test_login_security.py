@@ -712,7 +712,7 @@ async def spaces_sign_in(gateway: GatewayHarness) -> tuple[str, dict[str, str]]:
         async with http.get(
             f"{gateway.url}/_gateway/login", headers=BROWSER, allow_redirects=False
         ) as response:
-            line = set_cookie_line(response.headers, LOGIN_COOKIE)
+            line = set_cookie_line(response.headers, f"__Host-{LOGIN_COOKIE}")
             binding = line.split(";")[0].split("=", 1)[1]
             binding_attributes = attributes(line)
             provider = response.headers["Location"]
@@ -720,11 +720,17 @@ async def spaces_sign_in(gateway: GatewayHarness) -> tuple[str, dict[str, str]]:
             callback = response.headers["Location"]
         assert callback.startswith("https://")
         plain = "http://" + callback.removeprefix("https://")
-        headers = {"Cookie": f"{LOGIN_COOKIE}={binding}"}
+        headers = {"Cookie": f"__Host-{LOGIN_COOKIE}={binding}"}
         async with http.get(plain, headers=headers, allow_redirects=False) as response:
             assert response.status == 302
             line = set_cookie_line(response.headers, "__Host-hf_gateway")
-    assert binding_attributes["samesite"] == "None" and "secure" in binding_attributes
+    assert binding_attributes == {
+        "httponly": "",
+        "max-age": "600",
+        "path": "/",
+        "samesite": "None",
+        "secure": "",
+    }
     return line.split(";")[0].split("=", 1)[1], attributes(line)
 
 

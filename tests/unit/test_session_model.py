@@ -11,10 +11,12 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from gateway.identity import Identity
 from gateway.session.model import (
     MAX_COOKIE_LENGTH,
+    MAX_SEALED_LOGIN,
     PENDING_LOGIN_TTL,
     RECORD_VERSION,
     SESSION_ID_BYTES,
@@ -28,26 +30,24 @@ from gateway.session.model import (
     absolute_expiry,
     b64d,
     b64e,
-    binding_digest,
-    binding_matches,
-    decode_pending,
     decode_record,
     decrypt_tokens,
-    encode_pending,
     encode_record,
     encrypt_tokens,
     needs_revalidation,
     needs_touch,
     new_code_verifier,
-    new_login_binding,
     new_nonce,
     new_session_id,
     new_state,
-    pending_key,
+    open_pending,
+    pending_remaining,
+    seal_pending,
     session_expired,
     sign_cookie,
     store_key,
     store_ttl,
+    used_login_key,
     user_index_key,
     verify_cookie,
 )
@@ -85,10 +85,10 @@ def _record(**changes: Any) -> SessionRecord:
 
 def _pending(**changes: Any) -> PendingLogin:
     pending = PendingLogin(
+        state=new_state(),
         code_verifier=new_code_verifier(),
         nonce=new_nonce(),
         redirect_to="/dash?x=1",
-        binding=binding_digest(new_login_binding(), KEYS),
         created_at=T0,
         scopes=("openid", "profile", "read-memberships"),
         org_ids=("6650a1c2e3f4a5b6c7d8e9f0",),
@@ -106,7 +106,7 @@ def test_at_least_one_secret_is_required() -> None:
 
 
 def test_each_purpose_gets_its_own_key() -> None:
-    """Cookies, tokens at rest and login bindings use distinct keys, none equal to the secret."""
+    """Cookies, tokens at rest and sealed logins use distinct keys, none equal to the secret."""
     keys = SessionKeys.derive([SECRET])
     derived = {keys.cookie[0], keys.tokens[0], keys.login[0]}
     assert len(derived) == 3
@@ -253,7 +253,7 @@ def test_rotation_old_cookies_verify_and_new_ones_use_the_first_secret() -> None
     assert verify_cookie(old_cookie, KEYS) is None  # once old is dropped, its cookies die
 
 
-def test_a_cookie_mac_is_not_the_login_binding_or_token_key() -> None:
+def test_a_cookie_mac_is_not_the_login_or_token_key() -> None:
     """A cookie MAC made with another purpose's key (same secret) is refused."""
     session_id = new_session_id()
     body = f"v1.{b64e(session_id)}"
@@ -282,9 +282,9 @@ def test_other_keys_are_hashed_and_namespaced() -> None:
     assert user_index_key("3f501019b1460301dacf1e59").startswith("u:")
     assert "3f501019b1460301dacf1e59" not in user_index_key("3f501019b1460301dacf1e59")
     state = new_state()
-    assert pending_key(state).startswith("p:")
-    assert state not in pending_key(state)
-    assert pending_key(state) != pending_key(new_state())
+    assert used_login_key(state).startswith("used:")
+    assert state not in used_login_key(state)
+    assert used_login_key(state) != used_login_key(new_state())
 
 
 # --------------------------------------------------------------------------- tokens at rest
@@ -511,102 +511,146 @@ def test_revalidation_is_due_after_revalidate_after() -> None:
 # --------------------------------------------------------------------------- pending logins
 
 
-def test_a_pending_login_round_trips() -> None:
-    """Every field of a pending login survives encoding."""
+def _seal_raw(plain: bytes, key: bytes = KEYS.login[0]) -> str:
+    """Seal arbitrary bytes the way seal_pending does (to test what opening accepts)."""
+    nonce = b"\x00" * 12
+    return b64e(nonce + AESGCM(key).encrypt(nonce, plain, b"hf-gateway pending login v1"))
+
+
+def _plain(pending: PendingLogin) -> dict[str, Any]:
+    """The JSON inside a sealed pending login."""
+    nonce_and_box = b64d(seal_pending(pending, KEYS))
+    data = AESGCM(KEYS.login[0]).decrypt(
+        nonce_and_box[:12], nonce_and_box[12:], b"hf-gateway pending login v1"
+    )
+    loaded: dict[str, Any] = json.loads(data)
+    return loaded
+
+
+def test_a_pending_login_round_trips_through_its_seal() -> None:
+    """Every field of a pending login survives sealing and opening."""
     pending = _pending()
-    assert decode_pending(encode_pending(pending)) == pending
+    assert open_pending(seal_pending(pending, KEYS), KEYS) == pending
 
 
-def test_a_pending_login_stores_only_a_digest_of_the_binding() -> None:
-    """The login-binding cookie itself never reaches the store."""
-    binding = new_login_binding()
-    data = encode_pending(_pending(binding=binding_digest(binding, KEYS)))
-    assert binding.encode() not in data
+def test_a_sealed_pending_login_reveals_nothing_and_never_repeats() -> None:
+    """The cookie value is opaque base64url: no state, verifier, nonce, target or org in it,
+    and sealing the same login twice gives two different values."""
+    pending = _pending()
+    sealed = seal_pending(pending, KEYS)
+    assert re.fullmatch(r"[A-Za-z0-9_-]+", sealed)
+    raw = b64d(sealed)
+    for secret in (pending.state, pending.code_verifier, pending.nonce, "/dash", "6650a1c2"):
+        assert secret not in sealed
+        assert secret.encode() not in raw
+    assert seal_pending(pending, KEYS) != sealed
+
+
+def test_a_typical_sealed_login_is_small() -> None:
+    """Default scopes, a short target and one org: a few hundred characters, far below the
+    per-cookie limit of browsers (4096 with the name)."""
+    assert len(seal_pending(_pending(), KEYS)) < 500
+    assert MAX_SEALED_LOGIN <= 2000
+
+
+def _tampered() -> str:
+    sealed = b64d(seal_pending(_pending(), KEYS))
+    flipped = sealed[:20] + bytes([sealed[20] ^ 1]) + sealed[21:]
+    return b64e(flipped)
 
 
 @pytest.mark.parametrize(
-    "data",
+    "sealed",
     [
-        pytest.param(b"garbage", id="not JSON"),
-        pytest.param(b"{}", id="empty object"),
-        pytest.param(b"[1]", id="a list"),
+        pytest.param("", id="empty"),
+        pytest.param("garbage!", id="not base64url"),
+        pytest.param(b64e(b"short"), id="too short to hold a tag"),
+        pytest.param(_tampered(), id="one bit flipped"),
+        pytest.param(seal_pending(_pending(), KEYS)[:-4], id="truncated"),
         pytest.param(
-            json.dumps({**json.loads(encode_pending(_pending())), "v": 99}).encode(),
+            seal_pending(_pending(), SessionKeys.derive([OTHER_SECRET])), id="another secret"
+        ),
+        pytest.param(encrypt_tokens(StoredTokens(ACCESS), KEYS), id="a tokens-at-rest blob"),
+        pytest.param(sign_cookie(new_session_id(), KEYS), id="a session cookie"),
+        pytest.param("A" * (MAX_SEALED_LOGIN + 1), id="oversized"),
+        pytest.param("bïnding", id="non-ASCII"),
+        pytest.param(_seal_raw(b"garbage"), id="sealed garbage"),
+        pytest.param(_seal_raw(b"[1]"), id="sealed list"),
+        pytest.param(
+            _seal_raw(json.dumps({**_plain(_pending()), "v": 99}).encode()),
             id="foreign version",
         ),
         pytest.param(
-            json.dumps(
-                {k: v for k, v in json.loads(encode_pending(_pending())).items() if k != "nonce"}
-            ).encode(),
+            _seal_raw(
+                json.dumps({k: v for k, v in _plain(_pending()).items() if k != "n"}).encode()
+            ),
             id="no nonce",
         ),
         pytest.param(
-            json.dumps({**json.loads(encode_pending(_pending())), "created_at": "x"}).encode(),
+            _seal_raw(json.dumps({**_plain(_pending()), "t": "x"}).encode()),
             id="time not a number",
+        ),
+        pytest.param(
+            _seal_raw(json.dumps({**_plain(_pending()), "c": 7}).encode()),
+            id="verifier not a string",
+        ),
+        pytest.param(
+            _seal_raw(json.dumps({**_plain(_pending()), "sc": [1]}).encode()),
+            id="scope not a string",
+        ),
+        pytest.param(
+            _seal_raw(json.dumps(_plain(_pending())).encode(), KEYS.tokens[0]),
+            id="sealed with the tokens key",
         ),
     ],
 )
-def test_corrupt_pending_logins_raise_record_error(data: bytes) -> None:
-    """A pending login that is not current and well formed is a RecordError."""
+def test_anything_but_a_sealed_login_of_ours_is_refused(sealed: str) -> None:
+    """Forged, altered, foreign or malformed values are a RecordError, never a login."""
     with pytest.raises(RecordError):
-        decode_pending(data)
+        open_pending(sealed, KEYS)
+
+
+def test_a_well_formed_seal_of_our_own_opens() -> None:
+    """The positive case of the table above: the same construction with our key opens."""
+    plain = _plain(_pending())
+    assert open_pending(_seal_raw(json.dumps(plain).encode()), KEYS).nonce == plain["n"]
+
+
+def test_sealed_logins_follow_secret_rotation() -> None:
+    """A login sealed under the old secret opens with [new, old]; new logins use the new."""
+    pending = _pending()
+    old = seal_pending(pending, SessionKeys.derive([OLD_SECRET]))
+    rotated = SessionKeys.derive([SECRET, OLD_SECRET])
+    assert open_pending(old, rotated) == pending
+    assert open_pending(seal_pending(pending, rotated), KEYS) == pending
+    with pytest.raises(RecordError):
+        open_pending(old, KEYS)
 
 
 def test_pending_logins_live_ten_minutes() -> None:
-    """The documented pending-login lifetime is 600 seconds."""
+    """The documented pending-login lifetime is 600 seconds, counted from created_at."""
     assert PENDING_LOGIN_TTL == 600
+    pending = _pending(created_at=T0)
+    assert pending_remaining(pending, T0) == 600
+    assert pending_remaining(pending, T0 + 599) == 1
+    assert pending_remaining(pending, T0 + 600) <= 0
 
 
 def test_login_secrets_are_random_and_well_formed() -> None:
-    """State, nonce, bindings and PKCE verifiers are unique; verifiers follow RFC 7636."""
+    """State and nonce are unique; PKCE verifiers follow RFC 7636."""
     states = {new_state() for _ in range(50)}
     nonces = {new_nonce() for _ in range(50)}
     assert len(states) == 50 and len(nonces) == 50
     verifier = new_code_verifier()
     assert re.fullmatch(r"[A-Za-z0-9._~-]{43,128}", verifier)
     assert new_code_verifier() != verifier
-    assert re.fullmatch(r"[A-Za-z0-9_-]{43}", new_login_binding())
+    assert re.fullmatch(r"[A-Za-z0-9_-]{43}", new_state())
 
 
-# --------------------------------------------------------------------------- login binding
-
-
-def test_the_binding_that_started_a_login_matches_its_digest() -> None:
-    """binding_matches accepts the original binding cookie and nothing else."""
-    binding = new_login_binding()
-    digest = binding_digest(binding, KEYS)
-    assert binding not in digest
-    assert binding_matches(binding, digest, KEYS)
-    assert not binding_matches(new_login_binding(), digest, KEYS)
-
-
-@pytest.mark.parametrize(
-    "candidate",
-    [
-        pytest.param(None, id="no cookie"),
-        pytest.param("", id="empty"),
-        pytest.param("x" * (MAX_COOKIE_LENGTH + 1), id="too long"),
-        pytest.param("bïnding", id="non-ASCII"),
-    ],
-)
-def test_malformed_bindings_never_match(candidate: str | None) -> None:
-    """A missing, oversized or non-ASCII binding is refused without raising."""
-    assert not binding_matches(candidate, binding_digest(new_login_binding(), KEYS), KEYS)
-    assert not binding_matches(candidate, binding_digest("", KEYS), KEYS)
-
-
-def test_binding_digests_follow_secret_rotation() -> None:
-    """A digest made under the old secret matches with [new, old], not under another secret."""
-    binding = new_login_binding()
-    old_digest = binding_digest(binding, SessionKeys.derive([OLD_SECRET]))
-    assert binding_matches(binding, old_digest, SessionKeys.derive([SECRET, OLD_SECRET]))
-    assert not binding_matches(binding, old_digest, KEYS)
-
-
-def test_a_binding_digest_is_not_a_cookie_mac() -> None:
-    """The login key differs from the cookie key, so a digest cannot serve as a cookie MAC."""
+def test_the_login_key_cannot_sign_a_session_cookie() -> None:
+    """The login key differs from the cookie key, so a MAC made with it is no cookie MAC."""
     session_id = new_session_id()
     body = f"v1.{b64e(session_id)}"
-    forged = f"{body}.{binding_digest(body, KEYS)}"
+    forged = f"{body}.{_mac(KEYS.login[0], body)}"
     assert verify_cookie(forged, KEYS) is None
     assert base64.urlsafe_b64decode(forged.split(".")[1] + "=") == session_id
