@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint format system-deps check-examples bench clean
+.PHONY: demo test lint format system-deps check-examples bench docs clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,10 @@ check-examples: $(STAMP)
 ## test: everything CI runs
 test: $(STAMP) system-deps lint check-examples
 	$(PY) -m pytest
+
+## docs: regenerate what docs derive from the code (docs/security.md's case table)
+docs: $(STAMP)
+	$(PY) scripts/security_cases.py --write
 
 ## bench: throughput, latency, streaming and RSS against nginx and bare aiohttp.web (docs/benchmarks.md)
 bench: $(STAMP)
