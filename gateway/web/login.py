@@ -420,14 +420,5 @@ def _from_our_site(request: web.Request, ctx: GatewayContext) -> bool:
     or an allowed host's; scheme, host and port), as the cross-site check of the proxy path
     judges it. Browsers send Origin with every POST; a POST without either, or with
     ``Origin: null``, is not ours (fail closed)."""
-    origin = request.headers.get("Origin") or _referer_origin(request.headers.get("Referer"))
+    origin = responses.request_origin(request)
     return origin is not None and ctx.access.same_site(origin)
-
-
-def _referer_origin(referer: str | None) -> str | None:
-    if not referer:
-        return None
-    scheme, sep, rest = referer.partition("://")
-    if not sep:
-        return "null"
-    return f"{scheme}://{rest.split('/', 1)[0]}"

@@ -136,20 +136,11 @@ def _same_site_request(request: web.Request, ctx: GatewayContext, route: RouteCo
     (scheme, host and port, all three) or one the route allows."""
     if request.method not in _UNSAFE_METHODS and not is_websocket(request):
         return True
-    origin = request.headers.get("Origin") or _referer_origin(request.headers.get("Referer"))
+    origin = responses.request_origin(request)
     if origin is None:
         # Without SameSite=None the browser does not send our cookie cross-site at all.
         return ctx.cookies.samesite != "None"
     return ctx.access.same_site(origin, route)
-
-
-def _referer_origin(referer: str | None) -> str | None:
-    if not referer:
-        return None
-    scheme, sep, rest = referer.partition("://")
-    if not sep:
-        return "null"
-    return f"{scheme}://{rest.split('/', 1)[0]}"
 
 
 def _joined(request: web.Request, name: str) -> str | None:

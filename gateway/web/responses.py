@@ -48,6 +48,21 @@ def request_host(request: web.Request) -> str:
     return normalize_host(request.host)
 
 
+def request_origin(request: web.Request) -> str | None:
+    """The page's origin a browser says the request came from: Origin, else the origin of
+    Referer ("null" for a Referer that is no URL); None when it says neither."""
+    origin = request.headers.get("Origin")
+    if origin:
+        return origin
+    referer = request.headers.get("Referer")
+    if not referer:
+        return None
+    scheme, sep, rest = referer.partition("://")
+    if not sep:
+        return "null"
+    return f"{scheme}://{rest.split('/', 1)[0]}"
+
+
 def is_browser(request: web.Request) -> bool:
     """A top-level browser navigation (DESIGN §4a): it gets pages and redirects."""
     if request.method not in ("GET", "HEAD"):
