@@ -7,7 +7,6 @@ adds the store round trips. StoreError passes through so callers answer 503.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -41,6 +40,7 @@ from gateway.session.model import (
     verify_cookie,
 )
 from gateway.session.store import SessionStore
+from gateway.singleflight import SingleFlight
 
 VERIFIED_COOKIES = 65_536
 """Verified cookies remembered per process (then forgotten all at once)."""
@@ -68,7 +68,7 @@ class SessionManager:
         self.times = times
         self._clock = clock
         self.cache = cache
-        self._loading: dict[str, tuple[int, asyncio.Future[LoadedSession | None]]] = {}
+        self._loading: SingleFlight[str, LoadedSession | None] = SingleFlight()
         """Store reads in flight: concurrent requests of one session share one read."""
         self._verified: dict[str, str] = {}
         """Cookie -> store key for cookies that verified: a pure function, so remembered
@@ -121,23 +121,7 @@ class SessionManager:
             return await self._read(key)
         # Another request of this session may be reading it right now: share that read,
         # unless any session changed since it began (it might predate a logout).
-        pending = self._loading.get(key)
-        if pending is not None and pending[0] == self.cache.epoch:
-            return await asyncio.shield(pending[1])
-        future: asyncio.Future[LoadedSession | None] = asyncio.get_running_loop().create_future()
-        self._loading[key] = (self.cache.epoch, future)
-        try:
-            loaded = await self._read(key)
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # retrieved: waiters re-raise it themselves
-            raise
-        else:
-            future.set_result(loaded)
-            return loaded
-        finally:
-            if self._loading.get(key, (0, None))[1] is future:
-                del self._loading[key]
+        return await self._loading.run(key, lambda: self._read(key), tag=self.cache.epoch)
 
     async def _read(self, key: str) -> LoadedSession | None:
         epoch = self.cache.epoch if self.cache else 0

@@ -46,6 +46,7 @@ from gateway.errors import GatewayError, ProviderRateLimited, StoreError, TokenR
 from gateway.identity import Identity
 from gateway.providers.base import Provider
 from gateway.session.store import SessionStore
+from gateway.singleflight import SingleFlight
 
 log = logging.getLogger(__name__)
 V = TypeVar("V")
@@ -191,7 +192,7 @@ class TokenResolver:
         self._clock = clock
         self._accepted: _Answers[Identity] = _Answers(max_accepted)
         self._refused: _Answers[bool] = _Answers(max_refused)
-        self._inflight: dict[str, asyncio.Future[Identity | None]] = {}
+        self._lookups: SingleFlight[str, Identity | None] = SingleFlight()
         self._clients = ClientAllowances()
         self.lookups = 0
         """Provider lookups made by this process (for tests and metrics)."""
@@ -212,28 +213,20 @@ class TokenResolver:
             return known
         if self._refused.get(key, now):
             return None
-        pending = self._inflight.get(key)
-        if pending is not None:
+        pending = self._lookups.running(key)
+        if pending is not None:  # joining a lookup in flight spends no allowance
             return await asyncio.shield(pending)
         who = client_key(client) if client is not None else None
         if who is not None:
             wait = self._clients.take(who, now)
             if wait:
                 raise self._too_many(who, wait)
-        future: asyncio.Future[Identity | None] = asyncio.get_running_loop().create_future()
-        self._inflight[key] = future
-        try:
-            identity = await self._lookup(token, key, who)
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # retrieved: waiters re-raise it themselves
-            raise
-        else:
-            future.set_result(identity)
-            self._remember(key, identity)
-            return identity
-        finally:
-            del self._inflight[key]
+        return await self._lookups.run(key, lambda: self._lookup_and_remember(token, key, who))
+
+    async def _lookup_and_remember(self, token: str, key: str, who: str | None) -> Identity | None:
+        identity = await self._lookup(token, key, who)
+        self._remember(key, identity)
+        return identity
 
     async def _lookup(self, token: str, key: str, client: str | None) -> Identity | None:
         if await self._store.get(key) == REFUSED:

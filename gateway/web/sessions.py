@@ -20,6 +20,7 @@ from gateway.identity import Identity
 from gateway.providers.base import TokenSet
 from gateway.session.manager import LoadedSession
 from gateway.session.model import StoredTokens, lock_key, needs_revalidation, needs_touch
+from gateway.singleflight import SingleFlight
 from gateway.web.context import GatewayContext
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ class Resolved:
 class SessionResolver:
     def __init__(self, ctx: GatewayContext) -> None:
         self._ctx = ctx
-        self._inflight: dict[str, asyncio.Future[LoadedSession | None]] = {}
+        self._revalidations: SingleFlight[str, LoadedSession | None] = SingleFlight()
 
     async def resolve(self, cookie: str | None, *, touch: bool = True) -> Resolved:
         """The identity behind a cookie; StoreError / ProviderUnavailable propagate (503).
@@ -66,22 +67,7 @@ class SessionResolver:
 
     async def _revalidate_once(self, loaded: LoadedSession) -> LoadedSession | None:
         """Share one revalidation among concurrent requests of the same session."""
-        pending = self._inflight.get(loaded.key)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        future: asyncio.Future[LoadedSession | None] = asyncio.get_running_loop().create_future()
-        self._inflight[loaded.key] = future
-        try:
-            result = await self._revalidate(loaded)
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # mark retrieved: waiters (if any) re-raise it themselves
-            raise
-        else:
-            future.set_result(result)
-            return result
-        finally:
-            del self._inflight[loaded.key]
+        return await self._revalidations.run(loaded.key, lambda: self._revalidate(loaded))
 
     async def _revalidate(self, loaded: LoadedSession) -> LoadedSession | None:
         sessions = self._ctx.sessions
