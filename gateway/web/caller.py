@@ -37,13 +37,9 @@ class Caller:
     """The bearer token the gateway consumed (never forwarded as Authorization)."""
     cookie: str | None = None
     """The session cookie that identified the caller (kept to re-check a websocket)."""
-
-    @property
-    def cache_key(self) -> str:
-        """Whose assertion this is, for the assertion cache: session key or token hash."""
-        if self.session is not None:
-            return self.session.key
-        return token_key(self.token) if self.token else ""
+    cache_key: str = ""
+    """Whose decisions and assertions these are: the session's store key or the token's
+    hash, computed once per request (the memos ask for it several times)."""
 
 
 def client_address(request: web.Request, ctx: GatewayContext) -> str:
@@ -71,7 +67,9 @@ async def identify(request: web.Request, ctx: GatewayContext) -> Caller | web.Re
         cookie = session_cookie(request, ctx)
         resolved = await request.app[RESOLVER].resolve(cookie)
         if resolved.identity is not None:
-            return Caller(resolved.identity, resolved.session, cookie=cookie)
+            session = resolved.session
+            key = session.key if session is not None else ""
+            return Caller(resolved.identity, session, cookie=cookie, cache_key=key)
         token = None
         if ctx.config.provider.bearer_tokens:
             token = bearer_token(request.headers.get("Authorization"))
@@ -110,4 +108,4 @@ async def identify(request: web.Request, ctx: GatewayContext) -> Caller | web.Re
         )
     if identity is None:
         return responses.invalid_token(request)
-    return Caller(identity, token=token)
+    return Caller(identity, token=token, cache_key=token_key(token))
