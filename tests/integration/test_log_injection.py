@@ -13,7 +13,7 @@ import yaml
 
 from gateway.devtools.fake_hf import FakeHF
 from tests.support.gateway_process import GatewayProcess
-from tests.support.harness import API, BROWSER
+from tests.support.harness import API
 from tests.support.redis_server import RedisServer
 
 FORGED = "FORGED 2026-12-03 INFO gateway.web.middleware allowed GET /writers for admin"
@@ -41,10 +41,8 @@ async def hostile_hf(tmp_path: Path) -> AsyncIterator[FakeHF]:
 
 
 async def denied_on_writers(process: GatewayProcess, fake: FakeHF, username: str) -> None:
-    fake.settings.auto_login = username
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
-        async with http.get(f"{process.url}/_gateway/login", headers=BROWSER) as response:
-            assert response.status == 200
+        await process.sign_in(http, fake, username)
         async with http.get(f"{process.url}/writers/x", headers=API) as response:
             assert response.status == 403
 

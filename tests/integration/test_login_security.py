@@ -592,10 +592,8 @@ async def test_a_400_for_a_broken_cookie_header_never_echoes_the_session_cookie(
     )
     await process.start()
     try:
-        fake_hf.settings.auto_login = "alice"
         async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
-            async with http.get(f"{process.url}/_gateway/login", headers=BROWSER) as response:
-                assert response.status == 200
+            await process.sign_in(http, fake_hf, "alice")
             cookie = jar_cookie(http)
         assert cookie is not None
         sent = f"{COOKIE}={cookie}"

@@ -21,7 +21,7 @@ from gateway.session.model import SessionKeys, SessionTimes
 from gateway.session.redis import RedisStore
 from tests.integration.conftest import StartGateway
 from tests.support.gateway_process import GatewayProcess
-from tests.support.harness import BROWSER, SECRET, GatewayHarness, base_raw_config
+from tests.support.harness import SECRET, GatewayHarness, base_raw_config
 from tests.support.redis_server import RedisServer
 
 WS = "/api/ws"
@@ -184,10 +184,8 @@ async def test_stopping_the_gateway_closes_websockets_with_going_away(
     )
     await process.start()
     try:
-        fake_hf.settings.auto_login = "alice"
         async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
-            async with http.get(f"{process.url}/_gateway/login", headers=BROWSER) as response:
-                assert response.status == 200
+            await process.sign_in(http, fake_hf, "alice")
             ws = await open_tunnel(http, process.url + WS)
             await still_open(ws)
             assert process.process is not None

@@ -13,7 +13,8 @@ import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from tests.support.harness import CLIENT_ID, CLIENT_SECRET
+from gateway.devtools.fake_hf import FakeHF
+from tests.support.harness import BROWSER, CLIENT_ID, CLIENT_SECRET
 from tests.support.redis_server import free_port
 
 
@@ -96,6 +97,13 @@ class GatewayProcess:
                     pass
                 await asyncio.sleep(0.05)
         raise RuntimeError(f"hf-gateway run did not become ready:\n{self.log.read_text()}")
+
+    async def sign_in(self, http: aiohttp.ClientSession, fake: FakeHF, username: str) -> None:
+        """The whole login flow through this process as ``username`` (fake HF auto-approves)."""
+        fake.settings.auto_login = username
+        async with http.get(f"{self.url}/_gateway/login", headers=BROWSER) as response:
+            await response.read()
+            assert response.status == 200, f"login as {username!r} ended with {response.status}"
 
     def stop(self) -> None:
         if self.process is not None:
