@@ -136,7 +136,8 @@ def _run(args: argparse.Namespace) -> int:
     config = _required_config(args, "run")
     if config is None or not _signing_key_usable(config, args.config):
         return EXIT_USAGE
-    from gateway.serve import configure_logging, run
+    from gateway.logs import configure_logging
+    from gateway.serve import run
 
     configure_logging()
     run(config, args.config)
@@ -145,7 +146,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     from gateway.devtools.demo import main as demo_main
-    from gateway.serve import configure_logging
+    from gateway.logs import configure_logging
 
     configure_logging()
     return demo_main(args.port)

@@ -18,7 +18,7 @@ from gateway.assertion import AssertionSigner, generate_signing_key
 from gateway.config import GatewayConfig, parse_config
 from gateway.devtools.echo_upstream import create_echo_app
 from gateway.devtools.fake_hf import FakeHF
-from gateway.serve import AccessLogger
+from gateway.logs import AccessLogger
 
 DEMO_CLIENT_ID = "hf-gateway-demo"
 DEMO_CLIENT_SECRET = "demo-secret-not-for-production"  # noqa: S105 - the fake provider's fixture
