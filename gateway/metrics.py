@@ -4,16 +4,26 @@ Modules record into these series directly. They are process-global by design: wi
 ``workers > 1`` each worker writes its own files under ``PROMETHEUS_MULTIPROC_DIR`` (set
 by the supervisor before a worker imports this module) and the metrics listener adds them
 up. Label values are always bounded: route names come from the config, reasons and
-results from fixed code sets, methods are folded to a known few.
+results from fixed code sets (the tuples below), methods are folded to a known few.
+
+Where the labels are fixed, the children are bound here once (the ``*_BY_*`` maps), so
+recording is a dict lookup and an increment; binding them at import also makes every
+series visible with 0 from the first scrape, which rates and alert ratios need.
+docs/metrics.md is generated from this module (scripts/metrics_reference.py).
 """
 
 from __future__ import annotations
 
 import platform
+from collections.abc import Mapping
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics
 
 from gateway import __version__
+
+# ``*_created`` samples exist only in one-process mode and nobody graphs them: off, so one
+# worker and many export the same series.
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 LATENCY_BUCKETS = (
     0.0005,
@@ -33,6 +43,78 @@ LATENCY_BUCKETS = (
     30.0,
 )
 
+# --------------------------------------------------------------------------- label sets
+
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "other")
+_METHOD_LABEL = {method: method for method in METHODS[:-1]}
+STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
+DECISION_OUTCOMES = ("allow", "deny", "unauthenticated")
+SIGN_IN_STARTED = ("new", "more_access")
+"""``new``: a plain sign-in; ``more_access``: one that asks for extra scopes or orgs."""
+SIGN_IN_FAILURES = (
+    "no_state",
+    "no_login",
+    "used",
+    "access_denied",
+    "provider_error",
+    "wrong_issuer",
+    "no_code",
+    "token_error",
+    "invalid_id_token",
+    "invalid_userinfo",
+    "too_large",
+    "store_unavailable",
+    "provider_unavailable",
+    "other",
+)
+REFRESH_RESULTS = ("ok", "rejected", "by_other", "gone", "lock_timeout", "unavailable")
+REVALIDATION_RESULTS = (
+    "ok",
+    "token_rejected",
+    "refresh_failed",
+    "user_changed",
+    "expired",
+    "gone",
+    "provider_unavailable",
+    "store_unavailable",
+)
+WHOAMI_RESULTS = ("ok", "rejected", "rate_limited", "unavailable")
+TOKEN_CACHE_RESULTS = ("hit", "refused_hit", "shared_refusal", "joined", "miss")
+BEARER_ALLOWANCES = ("client", "fleet")
+PROVIDER_ENDPOINTS = ("discovery", "jwks", "token", "userinfo", "whoami", "other")
+STORE_OPERATIONS = (
+    "get",
+    "set",
+    "replace",
+    "delete",
+    "take",
+    "index_add",
+    "index_remove",
+    "index_members",
+    "lock",
+    "unlock",
+    "take_allowance",
+    "publish",
+    "scan",
+    "ping",
+)
+STORE_WRITES = ("set", "replace", "delete", "index_add", "index_remove", "lock")
+CACHE_RESULTS = ("hit", "miss")
+
+
+def fold_method(method: str) -> str:
+    """The method label: one of METHODS (an unknown or lower-case method is ``other``)."""
+    return _METHOD_LABEL.get(method, "other")
+
+
+def status_class(status: int) -> str:
+    """The status label: ``2xx`` for 200..299 and so on (anything odd counts as 5xx)."""
+    index = status // 100 - 1
+    return STATUS_CLASSES[index] if 0 <= index < len(STATUS_CLASSES) else "5xx"
+
+
+# --------------------------------------------------------------------------- build
+
 BUILD_INFO = Gauge(
     "hf_gateway_build_info",
     "Always 1; the labels name the running version",
@@ -40,6 +122,8 @@ BUILD_INFO = Gauge(
     multiprocess_mode="max",
 )
 BUILD_INFO.labels(__version__, platform.python_version()).set(1)
+
+# --------------------------------------------------------------------------- requests
 
 REQUESTS = Counter(
     "hf_gateway_requests",
@@ -57,36 +141,102 @@ UPSTREAM_SECONDS = Histogram(
     ["route"],
     buckets=LATENCY_BUCKETS,
 )
+OPEN_WEBSOCKETS = Gauge(
+    "hf_gateway_open_websockets",
+    "Websocket tunnels open now, by route",
+    ["route"],
+    multiprocess_mode="livesum",
+)
+
+_request_children: dict[tuple[str, str, int], Counter] = {}
+
+
+def count_request(route: str, method: str, status: int) -> None:
+    """One answered request (the children are bound once per route, method and class)."""
+    folded = fold_method(method)
+    key = (route, folded, status // 100)
+    child = _request_children.get(key)
+    if child is None:
+        child = _request_children[key] = REQUESTS.labels(route, folded, status_class(status))
+    child.inc()
+
+
+# --------------------------------------------------------------------------- sign-ins
+
 SIGN_INS = Counter(
     "hf_gateway_sign_ins",
     "Sign-ins by event (started, completed, failed) and reason",
     ["event", "reason"],
 )
+SIGN_INS_STARTED: Mapping[str, Counter] = {
+    reason: SIGN_INS.labels("started", reason) for reason in SIGN_IN_STARTED
+}
+SIGN_INS_COMPLETED = SIGN_INS.labels("completed", "ok")
+SIGN_INS_FAILED: Mapping[str, Counter] = {
+    reason: SIGN_INS.labels("failed", reason) for reason in SIGN_IN_FAILURES
+}
+
+
+def sign_in_failed(reason: str) -> None:
+    """Count a failed sign-in; a reason outside SIGN_IN_FAILURES counts as ``other``."""
+    SIGN_INS_FAILED.get(reason, SIGN_INS_FAILED["other"]).inc()
+
+
+# --------------------------------------------------------------------------- sessions
+
 REFRESHES = Counter(
     "hf_gateway_token_refreshes",
     "Provider token refreshes by result",
     ["result"],
 )
+REFRESHES_BY_RESULT: Mapping[str, Counter] = {r: REFRESHES.labels(r) for r in REFRESH_RESULTS}
 REVALIDATIONS = Counter(
     "hf_gateway_revalidations",
     "Session revalidations against the provider's userinfo by result",
     ["result"],
 )
+REVALIDATIONS_BY_RESULT: Mapping[str, Counter] = {
+    r: REVALIDATIONS.labels(r) for r in REVALIDATION_RESULTS
+}
+
+# --------------------------------------------------------------------------- bearer tokens
+
 WHOAMI_LOOKUPS = Counter(
     "hf_gateway_whoami_lookups",
     "Bearer-token lookups at the provider (whoami-v2) by result",
     ["result"],
 )
+WHOAMI_BY_RESULT: Mapping[str, Counter] = {r: WHOAMI_LOOKUPS.labels(r) for r in WHOAMI_RESULTS}
 TOKEN_CACHE = Counter(
     "hf_gateway_token_cache_lookups",
-    "Bearer-token cache lookups by result (hit, miss)",
+    "Bearer-token cache lookups by result (hit, refused_hit, shared_refusal, joined, miss)",
     ["result"],
 )
+TOKEN_CACHE_BY_RESULT: Mapping[str, Counter] = {
+    r: TOKEN_CACHE.labels(r) for r in TOKEN_CACHE_RESULTS
+}
+BEARER_THROTTLED = Counter(
+    "hf_gateway_bearer_throttled",
+    "New bearer tokens not looked up because an allowance was spent (client: 429, fleet: 503)",
+    ["allowance"],
+)
+BEARER_THROTTLED_BY_ALLOWANCE: Mapping[str, Counter] = {
+    a: BEARER_THROTTLED.labels(a) for a in BEARER_ALLOWANCES
+}
+
+# --------------------------------------------------------------------------- provider
+
 PROVIDER_RATE_LIMITED = Counter(
     "hf_gateway_provider_rate_limited",
     "Answers 429 from the provider, by endpoint",
     ["endpoint"],
 )
+PROVIDER_RATE_LIMITED_BY_ENDPOINT: Mapping[str, Counter] = {
+    e: PROVIDER_RATE_LIMITED.labels(e) for e in PROVIDER_ENDPOINTS
+}
+
+# --------------------------------------------------------------------------- store
+
 STORE_SECONDS = Histogram(
     "hf_gateway_store_duration_seconds",
     "Session store operations by operation",
@@ -98,14 +248,28 @@ STORE_ERRORS = Counter(
     "Session store operations that failed, by operation",
     ["operation"],
 )
+STORE_ERRORS_BY_OPERATION: Mapping[str, Counter] = {
+    op: STORE_ERRORS.labels(op) for op in STORE_OPERATIONS
+}
+UNREPLICATED_WRITES = Counter(
+    "hf_gateway_store_unreplicated_writes",
+    "Session store writes refused because fewer replicas than session.redis_wait_replicas "
+    "acknowledged them within session.redis_wait_timeout_ms (or the master refused with "
+    "NOREPLICAS); the caller got 503",
+    ["operation"],
+)
+UNREPLICATED_WRITES_BY_OPERATION: Mapping[str, Counter] = {
+    op: UNREPLICATED_WRITES.labels(op) for op in STORE_WRITES
+}
+STORE_REPLICAS = Gauge(
+    "hf_gateway_store_replicas_acknowledging",
+    "Replicas that acknowledged this process's latest replicated session write (WAIT's "
+    "answer); only set when session.redis_wait_replicas > 0",
+    multiprocess_mode="livemin",
+)
 WARM_CACHE = Counter(
     "hf_gateway_warm_cache_lookups",
     "Warm-session cache lookups by result (hit, miss)",
     ["result"],
 )
-OPEN_WEBSOCKETS = Gauge(
-    "hf_gateway_open_websockets",
-    "Websocket tunnels open now, by route",
-    ["route"],
-    multiprocess_mode="livesum",
-)
+WARM_CACHE_BY_RESULT: Mapping[str, Counter] = {r: WARM_CACHE.labels(r) for r in CACHE_RESULTS}

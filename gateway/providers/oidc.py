@@ -28,6 +28,7 @@ from authlib.oidc.core import CodeIDToken
 from gateway.config import ProviderConfig
 from gateway.errors import LoginError, ProviderRateLimited, ProviderUnavailable, TokenRejected
 from gateway.identity import Identity, Org
+from gateway.metrics import PROVIDER_RATE_LIMITED_BY_ENDPOINT
 from gateway.providers.base import LoginResult, TokenSet
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,14 @@ JWKS_MIN_REFETCH = 30.0
 """An unknown key triggers a JWKS refetch at most this often."""
 CLOCK_LEEWAY = 60
 HTTP_TIMEOUT = aiohttp.ClientTimeout(total=10, sock_connect=5)
+RATE_LIMITED = PROVIDER_RATE_LIMITED_BY_ENDPOINT
+RATE_LIMITED_BY_WHAT = {
+    "discovery": RATE_LIMITED["discovery"],
+    "JWKS": RATE_LIMITED["jwks"],
+    "userinfo": RATE_LIMITED["userinfo"],
+    "whoami-v2": RATE_LIMITED["whoami"],  # huggingface.py's
+}
+"""The 429 counter of each endpoint, by the name _get_json is given for it."""
 _SIGNING_ALGS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384"})
 
 
@@ -215,6 +224,8 @@ class OIDCProvider:
             raise ProviderUnavailable(f"token endpoint unreachable: {type(exc).__name__}") from exc
         if status >= 500:
             raise ProviderUnavailable(f"token endpoint answered {status}")
+        if status == 429:
+            RATE_LIMITED["token"].inc()
         if status != 200 or not isinstance(body.get("access_token"), str):
             error = str(body.get("error") or f"http_{status}")
             log.info("token request refused: %s", error)
@@ -370,6 +381,7 @@ class OIDCProvider:
         if reject_401 and status in (401, 403):
             raise TokenRejected(f"{what} refused the access token ({status})")
         if status == 429:
+            RATE_LIMITED_BY_WHAT.get(what, RATE_LIMITED["other"]).inc()
             raise ProviderRateLimited(f"{what} is rate limited", retry_after)
         if status != 200:
             raise ProviderUnavailable(f"{what} answered {status}")

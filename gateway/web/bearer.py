@@ -42,8 +42,17 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
-from gateway.errors import GatewayError, ProviderRateLimited, StoreError, TokenRejected
+from gateway.errors import (
+    GatewayError,
+    ProviderRateLimited,
+    ProviderUnavailable,
+    StoreError,
+    TokenRejected,
+)
 from gateway.identity import Identity
+from gateway.metrics import BEARER_THROTTLED_BY_ALLOWANCE as THROTTLED
+from gateway.metrics import TOKEN_CACHE_BY_RESULT as CACHE
+from gateway.metrics import WHOAMI_BY_RESULT as WHOAMI
 from gateway.providers.base import Provider
 from gateway.session.store import SessionStore
 from gateway.singleflight import SingleFlight
@@ -210,11 +219,14 @@ class TokenResolver:
         now = self._clock()
         known = self._accepted.get(key, now)
         if known is not None:
+            CACHE["hit"].inc()
             return known
         if self._refused.get(key, now):
+            CACHE["refused_hit"].inc()
             return None
         pending = self._lookups.running(key)
         if pending is not None:  # joining a lookup in flight spends no allowance
+            CACHE["joined"].inc()
             return await asyncio.shield(pending)
         who = client_key(client) if client is not None else None
         if who is not None:
@@ -230,21 +242,36 @@ class TokenResolver:
 
     async def _lookup(self, token: str, key: str, client: str | None) -> Identity | None:
         if await self._store.get(key) == REFUSED:
+            CACHE["shared_refusal"].inc()
             return None  # another replica heard the refusal already
+        CACHE["miss"].inc()
         quiet = await self._spend_shared_allowance(client)
         burst = LOOKUP_BURST if quiet else LOOKUP_BURST - LOOKUP_RESERVE
         wait = await self._store.take_allowance(LOOKUP_BUDGET_KEY, LOOKUP_RATE, burst)
         if wait:
+            THROTTLED["fleet"].inc()
             self._note_refused("the gateway's", client)
             raise LookupBudgetExhausted(
                 "too many unknown tokens to check at once", retry_after=_seconds(wait)
             )
         self.lookups += 1
+        return await self._ask_provider(token, key)
+
+    async def _ask_provider(self, token: str, key: str) -> Identity | None:
         try:
-            return await self._provider.identity_for_token(token)
+            identity = await self._provider.identity_for_token(token)
         except TokenRejected:
+            WHOAMI["rejected"].inc()
             await self._share_refusal(key)
             return None
+        except ProviderRateLimited:
+            WHOAMI["rate_limited"].inc()
+            raise
+        except ProviderUnavailable:
+            WHOAMI["unavailable"].inc()
+            raise
+        WHOAMI["ok"].inc()
+        return identity
 
     async def _spend_shared_allowance(self, client: str | None) -> bool:
         """Spend the client's fleet-wide allowance; whether the client is quiet (the unit
@@ -261,6 +288,7 @@ class TokenResolver:
         return False
 
     def _too_many(self, client: str, wait: float) -> TooManyNewTokens:
+        THROTTLED["client"].inc()
         self._note_refused("their client's", client)
         return TooManyNewTokens(client, _seconds(wait))
 

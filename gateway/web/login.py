@@ -23,6 +23,7 @@ from urllib.parse import quote, urlencode, urlsplit
 from aiohttp import web
 
 from gateway.errors import AuthorizationDenied, LoginError, ProviderError, StoreError
+from gateway.metrics import SIGN_INS_COMPLETED, SIGN_INS_STARTED, sign_in_failed
 from gateway.providers.base import LoginResult
 from gateway.session.model import (
     MAX_SEALED_LOGIN,
@@ -81,6 +82,7 @@ async def login(request: web.Request, ctx: GatewayContext) -> web.StreamResponse
         # that each need an extra scope do not take turns revoking each other's.
         kept = await _granted_scopes(request, ctx) if extra_scopes or org_ids else ()
     except StoreError:
+        sign_in_failed("store_unavailable")
         return responses.unavailable(
             request, "The session store is unavailable; try again shortly."
         )
@@ -95,6 +97,7 @@ async def login(request: web.Request, ctx: GatewayContext) -> web.StreamResponse
     )
     sealed = _seal(ctx, pending)
     if sealed is None:
+        sign_in_failed("too_large")
         return responses.error(
             request,
             400,
@@ -113,9 +116,11 @@ async def login(request: web.Request, ctx: GatewayContext) -> web.StreamResponse
             org_ids=pending.org_ids,
         )
     except ProviderError:
+        sign_in_failed("provider_unavailable")
         return responses.unavailable(
             request, "Hugging Face cannot be reached right now; try again shortly."
         )
+    SIGN_INS_STARTED["more_access" if extra_scopes or org_ids else "new"].inc()
     response = responses.redirect(url)
     response.set_cookie(
         _free_slot(request, ctx),
@@ -205,42 +210,52 @@ async def callback(request: web.Request, ctx: GatewayContext) -> web.StreamRespo
     query = request.query
     state = query.get("state", "")
     if not state:
+        sign_in_failed("no_state")
         return _login_failed(request, ctx, 400, "The sign-in response has no state.")
     found = _find_login(request, ctx, state)
     if found is None:
+        sign_in_failed("no_login")
         return _login_failed(request, ctx, 400, _NO_LOGIN)
     slot, pending = found
     try:
         if await ctx.sessions.login_used(state):
+            sign_in_failed("used")
             failed = _login_failed(request, ctx, 400, _USED, pending.redirect_to)
             return _clear_login(failed, ctx, slot)
         result = await _redeem(ctx, query, pending)
     except StoreError:
+        sign_in_failed("store_unavailable")
         return responses.unavailable(
             request, "The session store is unavailable; try again shortly."
         )
     except AuthorizationDenied as exc:
+        sign_in_failed("access_denied")
         failed = _login_failed(request, ctx, 403, exc.message, pending.redirect_to, "access_denied")
         return _clear_login(failed, ctx, slot)
     except LoginError as exc:
         log.warning("login failed: %s", exc.code)
+        sign_in_failed(exc.code)
         failed = _login_failed(request, ctx, 400, exc.message, pending.redirect_to, exc.code)
         return _clear_login(failed, ctx, slot)
     except ProviderError:
+        sign_in_failed("provider_unavailable")
         return responses.unavailable(
             request, "Hugging Face could not be reached to finish signing in."
         )
     try:
         if not await ctx.sessions.finish_login(pending):
+            sign_in_failed("used")
             failed = _login_failed(request, ctx, 400, _USED, pending.redirect_to)
             return _clear_login(failed, ctx, slot)
         cookie = await ctx.sessions.create(
             result.identity, result.tokens, previous_cookie=session_cookie(request, ctx)
         )
     except StoreError:
+        sign_in_failed("store_unavailable")
         return responses.unavailable(
             request, "The session store is unavailable; try again shortly."
         )
+    SIGN_INS_COMPLETED.inc()
     log.info("signed in %s", result.identity.username)
     response = _go_to(ctx, pending.redirect_to)
     set_session_cookie(response, ctx, cookie)

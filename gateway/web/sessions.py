@@ -15,8 +15,10 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from gateway.errors import ProviderUnavailable, TokenRejected
+from gateway.errors import ProviderUnavailable, StoreError, TokenRejected
 from gateway.identity import Identity
+from gateway.metrics import REFRESHES_BY_RESULT as REFRESHED
+from gateway.metrics import REVALIDATIONS_BY_RESULT as REVALIDATED
 from gateway.providers.base import TokenSet
 from gateway.session.manager import LoadedSession
 from gateway.session.model import StoredTokens, lock_key, needs_revalidation, needs_touch
@@ -67,7 +69,19 @@ class SessionResolver:
 
     async def _revalidate_once(self, loaded: LoadedSession) -> LoadedSession | None:
         """Share one revalidation among concurrent requests of the same session."""
-        return await self._revalidations.run(loaded.key, lambda: self._revalidate(loaded))
+        return await self._revalidations.run(loaded.key, lambda: self._counted(loaded))
+
+    async def _counted(self, loaded: LoadedSession) -> LoadedSession | None:
+        """One revalidation, whose failures to reach the provider or the store are counted
+        here (the outcomes it reaches are counted where they are decided)."""
+        try:
+            return await self._revalidate(loaded)
+        except ProviderUnavailable:
+            REVALIDATED["provider_unavailable"].inc()
+            raise
+        except StoreError:
+            REVALIDATED["store_unavailable"].inc()
+            raise
 
     async def _revalidate(self, loaded: LoadedSession) -> LoadedSession | None:
         sessions = self._ctx.sessions
@@ -79,10 +93,12 @@ class SessionResolver:
             # record's expires_at ends the session then), not REFRESH_MARGIN earlier.
             if stored.expires_at is not None and stored.expires_at <= now:
                 await sessions.end(loaded)
+                REVALIDATED["expired"].inc()
                 return None
         elif _expiring(stored, now):
             outcome = await self._refresh(loaded)
             if outcome is None or isinstance(outcome, LoadedSession):
+                REVALIDATED["ok" if outcome is not None else "refresh_failed"].inc()
                 return outcome
             refreshed = outcome
         tokens = refreshed or TokenSet(
@@ -96,15 +112,28 @@ class SessionResolver:
         except TokenRejected:
             log.info("provider rejected the access token; ending the session")
             await sessions.end(loaded)
+            REVALIDATED["token_rejected"].inc()
             return None
         if identity.sub != loaded.record.identity.sub:
             await sessions.end(loaded)
+            REVALIDATED["user_changed"].inc()
             return None
-        return await sessions.update(loaded, identity, refreshed)
+        updated = await sessions.update(loaded, identity, refreshed)
+        REVALIDATED["ok" if updated is not None else "gone"].inc()
+        return updated
 
     async def _refresh(self, loaded: LoadedSession) -> TokenSet | LoadedSession | None:
         """Refresh under a lock. Returns new tokens, or the session another process
         already refreshed, or None when the refresh token no longer works."""
+        try:
+            return await self._refresh_locked(loaded)
+        except _StillRefreshing:
+            raise
+        except ProviderUnavailable:
+            REFRESHED["unavailable"].inc()
+            raise
+
+    async def _refresh_locked(self, loaded: LoadedSession) -> TokenSet | LoadedSession | None:
         sessions = self._ctx.sessions
         store = sessions.store
         lock = lock_key(loaded.key)
@@ -114,12 +143,15 @@ class SessionResolver:
         try:
             current = await sessions.reload(loaded.key)
             if current is None:
+                REFRESHED["gone"].inc()
                 return None
             stored = sessions.tokens(current.record)
             if not _expiring(stored, self._ctx.clock()):
+                REFRESHED["by_other"].inc()
                 return current  # refreshed by someone else just before we took the lock
             if stored.refresh_token is None:
                 await sessions.end(current)
+                REFRESHED["rejected"].inc()
                 return None
             try:
                 tokens = await self._ctx.provider.refresh(
@@ -128,11 +160,14 @@ class SessionResolver:
             except TokenRejected:
                 log.info("refresh token rejected; ending the session")
                 await sessions.end(current)
+                REFRESHED["rejected"].inc()
                 return None
             # Save the rotated tokens while still holding the lock: the old refresh token
             # is spent, and whoever takes the lock next must find the new one.
             if await sessions.store_tokens(current, tokens) is None:
+                REFRESHED["gone"].inc()
                 return None  # signed out or revoked while refreshing
+            REFRESHED["ok"].inc()
             return tokens
         finally:
             await store.unlock(lock, token)
@@ -144,10 +179,17 @@ class SessionResolver:
             await asyncio.sleep(0.1)
             current = await sessions.reload(loaded.key)
             if current is None:
+                REFRESHED["gone"].inc()
                 return None
             if current.record.revalidated_at > loaded.record.revalidated_at:
+                REFRESHED["by_other"].inc()
                 return current
-        raise ProviderUnavailable("another request is still refreshing this session's tokens")
+        REFRESHED["lock_timeout"].inc()
+        raise _StillRefreshing("another request is still refreshing this session's tokens")
+
+
+class _StillRefreshing(ProviderUnavailable):
+    """Counted as a lock timeout already, not as the provider being unavailable."""
 
 
 def _expiring(tokens: StoredTokens, now: float) -> bool:

@@ -27,6 +27,10 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from prometheus_client import Gauge
+
+from gateway.metrics import OPEN_WEBSOCKETS
+
 log = logging.getLogger(__name__)
 
 CHECK_INTERVAL = 1.0
@@ -34,6 +38,7 @@ CHECK_INTERVAL = 1.0
 POLICY_VIOLATION = 1008
 INTERNAL_ERROR = 1011
 GOING_AWAY = 1001
+UNNAMED_ROUTE = "unknown"
 
 
 class Tunnel:
@@ -86,6 +91,8 @@ class Binding:
     checking: bool = False
     frames_seen: int = 0
     """``tunnel.client_frames`` at the last check: more since means the user is active."""
+    route: str = UNNAMED_ROUTE
+    """The route's name, for the open-websockets gauge."""
 
     def active_since_last_check(self) -> bool:
         active = self.tunnel.client_frames != self.frames_seen
@@ -100,20 +107,24 @@ class TunnelRegistry:
         """True while no invalidation channel is known to be listening."""
         self._task: asyncio.Task[None] | None = None
         self._checks: set[asyncio.Task[None]] = set()
+        self._gauges: dict[str, Gauge] = {}
 
     def __len__(self) -> int:
         return sum(len(bindings) for bindings in self._by_key.values())
 
     def add(self, binding: Binding) -> Callable[[], None]:
-        """Track a tunnel; returns the function that forgets it."""
+        """Track a tunnel; returns the function that forgets it (once; again does nothing)."""
         self._by_key.setdefault(binding.key, set()).add(binding)
+        gauge = self._gauge(binding.route)
+        gauge.inc()
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run())
 
         def forget() -> None:
             bindings = self._by_key.get(binding.key)
-            if bindings is not None:
-                bindings.discard(binding)
+            if bindings is not None and binding in bindings:
+                bindings.remove(binding)
+                gauge.dec()
                 if not bindings:
                     del self._by_key[binding.key]
 
@@ -150,6 +161,12 @@ class TunnelRegistry:
                 await task
 
     # ------------------------------------------------------------------ internals
+
+    def _gauge(self, route: str) -> Gauge:
+        gauge = self._gauges.get(route)
+        if gauge is None:
+            gauge = self._gauges[route] = OPEN_WEBSOCKETS.labels(route)
+        return gauge
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
