@@ -161,6 +161,29 @@ def count_request(route: str, method: str, status: int) -> None:
     child.inc()
 
 
+_decision_children: dict[tuple[str, str, str], Counter] = {}
+
+
+def count_decision(route: str, decision: str, reason: str) -> None:
+    """One policy decision; ``decision`` one of DECISION_OUTCOMES, ``reason`` a reason code."""
+    key = (route, decision, reason)
+    child = _decision_children.get(key)
+    if child is None:
+        child = _decision_children[key] = DECISIONS.labels(route, decision, reason)
+    child.inc()
+
+
+_upstream_children: dict[str, Histogram] = {}
+
+
+def observe_upstream(route: str, seconds: float) -> None:
+    """How long the route's upstream took to answer with its head."""
+    child = _upstream_children.get(route)
+    if child is None:
+        child = _upstream_children[route] = UPSTREAM_SECONDS.labels(route)
+    child.observe(seconds)
+
+
 # --------------------------------------------------------------------------- sign-ins
 
 SIGN_INS = Counter(
