@@ -152,6 +152,20 @@ class SessionConfig(BaseModel):
     redis_sentinel: SentinelConfig | None = None
     redis_cluster: bool = False
     redis_prefix: str = "hfgw:"
+    redis_wait_replicas: int | None = Field(
+        default=None,
+        ge=0,
+        le=16,
+        description="Replicas that must have a session write (sign-in, sign-out, token "
+        "rotation, revocation, login markers) before it counts as done; a write they do not "
+        "acknowledge in time fails (503). Default: 1 with redis_sentinel, else 0",
+    )
+    redis_wait_timeout_ms: int = Field(
+        default=500,
+        ge=1,
+        le=10_000,
+        description="Milliseconds a write waits for redis_wait_replicas replicas (WAIT)",
+    )
     secret: SecretTuple = Field(description=">= 32 bytes; a list rotates: the first signs")
     cookie_name: str = "hf_gateway"
     cookie_domain: str | None = None
@@ -208,6 +222,22 @@ class SessionConfig(BaseModel):
         if not value or any(c.isspace() for c in value):
             raise ValueError("must be a non-empty string without spaces")
         return value
+
+    @model_validator(mode="after")
+    def _wait_replicas_without_cluster(self) -> SessionConfig:
+        if self.redis_cluster and self.redis_wait_replicas:
+            raise ValueError(
+                "@redis_wait_replicas: not supported with redis_cluster (each shard fails over "
+                "on its own; set min-replicas-to-write on the cluster's masters instead): use 0"
+            )
+        return self
+
+    @property
+    def wait_replicas(self) -> int:
+        """Replicas each session write waits for: redis_wait_replicas, else 1 with Sentinel."""
+        if self.redis_wait_replicas is not None:
+            return self.redis_wait_replicas
+        return 1 if self.redis_sentinel is not None else 0
 
 
 class AssertionConfig(BaseModel):

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import yaml
@@ -31,7 +32,17 @@ def write_signing_key(path: Path) -> Path:
 
 
 class GatewayProcess:
-    def __init__(self, folder: Path, *, issuer: str, upstream: str, redis_url: str) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        issuer: str,
+        upstream: str,
+        redis_url: str | None = None,
+        session: dict[str, Any] | None = None,
+    ) -> None:
+        """``session`` overrides keys of the ``session`` section (a None value removes
+        the key), e.g. ``{"redis_url": None, "redis_sentinel": {...}}``."""
         self.folder = folder
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
@@ -68,6 +79,11 @@ class GatewayProcess:
                 {"name": "writers", "path": "/writers", "upstream": upstream, "policy": "writers"},
             ],
         }
+        for key, value in (session or {}).items():
+            if value is None:
+                config["session"].pop(key, None)
+            else:
+                config["session"][key] = value
         (folder / "secret.txt").write_text("e2e-session-secret-" + "z" * 40 + "\n")
         self.config_path = folder / "gateway.yaml"
         self.config_path.write_text(yaml.safe_dump(config))
