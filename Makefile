@@ -44,9 +44,10 @@ check-examples: $(STAMP)
 test: $(STAMP) system-deps lint check-examples
 	$(PY) -m pytest
 
-## docs: regenerate what docs derive from the code (docs/security.md's case table)
+## docs: regenerate what docs derive from the code (docs/security.md's case table, docs/metrics.md's series)
 docs: $(STAMP)
 	$(PY) scripts/security_cases.py --write
+	$(PY) scripts/metrics_reference.py --write
 
 ## bench: throughput, latency, streaming and RSS against nginx and bare aiohttp.web (docs/benchmarks.md)
 bench: $(STAMP)

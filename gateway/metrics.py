@@ -121,6 +121,8 @@ BUILD_INFO = Gauge(
     ["version", "python"],
     multiprocess_mode="max",
 )
+"""Set once when a process starts. ``version`` is the gateway's, ``python`` the
+interpreter's; during a rolling upgrade two versions show side by side."""
 BUILD_INFO.labels(__version__, platform.python_version()).set(1)
 
 # --------------------------------------------------------------------------- requests
@@ -130,23 +132,37 @@ REQUESTS = Counter(
     "Answered requests by route, method and status class (2xx..5xx)",
     ["route", "method", "status"],
 )
+"""One per answer the gateway sends, when it is sent: proxied answers, refusals (401,
+403, 429, 503) and the gateway's own pages. ``route`` is the route's ``name`` from the
+config; ``method`` is folded to GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS or other;
+``status`` is the class (1xx..5xx)."""
 DECISIONS = Counter(
     "hf_gateway_decisions",
     "Policy decisions by route, outcome (allow, deny, unauthenticated) and reason code",
     ["route", "decision", "reason"],
 )
+"""One per policy decision on a proxied request, labelled with the decision's first
+reason code (``gateway.policy.ReasonCode``: public, allowed, unauthenticated, denied,
+no_matching_allow, rule_failed, missing_scopes, org_not_granted, org_restricted), so the sum
+over reasons is the number of decisions."""
 UPSTREAM_SECONDS = Histogram(
     "hf_gateway_upstream_duration_seconds",
     "Time from sending the request upstream to the end of the answer's head",
     ["route"],
     buckets=LATENCY_BUCKETS,
 )
+"""Observed once per proxied request that reached its upstream: from sending the
+request to the end of the upstream's answer head (the body streams afterwards and is not
+included). Buckets from 0.5 ms to 30 s."""
 OPEN_WEBSOCKETS = Gauge(
     "hf_gateway_open_websockets",
     "Websocket tunnels open now, by route",
     ["route"],
     multiprocess_mode="livesum",
 )
+"""Up when a websocket tunnel is registered (after the upgrade was allowed), down
+when it ends for any reason (either side closed, access withdrawn, shutdown). With
+workers > 1, the live workers' values are summed; a dead worker's are dropped."""
 
 _request_children: dict[tuple[str, str, int], Counter] = {}
 
@@ -191,6 +207,15 @@ SIGN_INS = Counter(
     "Sign-ins by event (started, completed, failed) and reason",
     ["event", "reason"],
 )
+"""``started`` when /_gateway/login sends the browser to the provider (reason ``new``,
+or ``more_access`` when the login asks for extra scopes or orgs); ``completed`` (reason
+``ok``) when the callback has created the session; ``failed`` when a login cannot start
+(``too_large``, ``store_unavailable``, ``provider_unavailable``) or a callback is refused:
+``no_state``, ``no_login`` (no binding cookie for its state: expired, another browser, or
+forged), ``used``, ``access_denied`` (the user declined), the provider's
+``provider_error``, ``wrong_issuer``, ``no_code``, ``token_error`` (the code was refused),
+``invalid_id_token``, ``invalid_userinfo``, or ``other``. started minus completed minus
+failed is the logins abandoned at the provider."""
 SIGN_INS_STARTED: Mapping[str, Counter] = {
     reason: SIGN_INS.labels("started", reason) for reason in SIGN_IN_STARTED
 }
@@ -212,12 +237,23 @@ REFRESHES = Counter(
     "Provider token refreshes by result",
     ["result"],
 )
+"""Once per refresh attempt under the session's refresh lock: ``ok`` (new tokens
+stored), ``rejected`` (the provider refused the refresh token; the session ends),
+``by_other`` (another request or replica had refreshed it already), ``gone`` (the session
+ended meanwhile), ``lock_timeout`` (another holder of the lock did not finish within 5 s;
+503), ``unavailable`` (the token endpoint could not be reached; 503)."""
 REFRESHES_BY_RESULT: Mapping[str, Counter] = {r: REFRESHES.labels(r) for r in REFRESH_RESULTS}
 REVALIDATIONS = Counter(
     "hf_gateway_revalidations",
     "Session revalidations against the provider's userinfo by result",
     ["result"],
 )
+"""Once per revalidation (every ``session.revalidate_after``; concurrent requests of
+one session share one): ``ok``, ``token_rejected`` (userinfo refused the token; the session
+ends), ``refresh_failed`` (the refresh gave no tokens; see hf_gateway_token_refreshes),
+``user_changed`` (userinfo names another user; ended), ``expired`` (no refresh token and the
+access token expired; ended), ``gone`` (ended meanwhile), ``provider_unavailable`` and
+``store_unavailable`` (the request got 503; the next one tries again)."""
 REVALIDATIONS_BY_RESULT: Mapping[str, Counter] = {
     r: REVALIDATIONS.labels(r) for r in REVALIDATION_RESULTS
 }
@@ -229,12 +265,22 @@ WHOAMI_LOOKUPS = Counter(
     "Bearer-token lookups at the provider (whoami-v2) by result",
     ["result"],
 )
+"""Once per call the gateway makes to the provider about a bearer token it has no
+answer for (whoami-v2 for Hugging Face, userinfo for a generic OIDC provider): ``ok``,
+``rejected`` (not a valid user token: 401), ``rate_limited`` (the provider said 429),
+``unavailable`` (unreachable or 5xx)."""
 WHOAMI_BY_RESULT: Mapping[str, Counter] = {r: WHOAMI_LOOKUPS.labels(r) for r in WHOAMI_RESULTS}
 TOKEN_CACHE = Counter(
     "hf_gateway_token_cache_lookups",
     "Bearer-token cache lookups by result (hit, refused_hit, shared_refusal, joined, miss)",
     ["result"],
 )
+"""Once per bearer-token check: ``hit`` (a good answer this process holds),
+``refused_hit`` (a refusal this process holds), ``joined`` (a lookup of the same token was
+in flight), ``shared_refusal`` (another replica's refusal, read from the store), ``miss``
+(no answer anywhere: the token goes on to the allowances and the provider). Tokens refused
+by their client's allowance before the store is asked count only in
+hf_gateway_bearer_throttled."""
 TOKEN_CACHE_BY_RESULT: Mapping[str, Counter] = {
     r: TOKEN_CACHE.labels(r) for r in TOKEN_CACHE_RESULTS
 }
@@ -243,6 +289,9 @@ BEARER_THROTTLED = Counter(
     "New bearer tokens not looked up because an allowance was spent (client: 429, fleet: 503)",
     ["allowance"],
 )
+"""Once per new bearer token refused before the provider was asked: ``client``
+(that client's allowance, in this process or across the fleet: 429 for it alone) or
+``fleet`` (the shared allowance of provider lookups: 503)."""
 BEARER_THROTTLED_BY_ALLOWANCE: Mapping[str, Counter] = {
     a: BEARER_THROTTLED.labels(a) for a in BEARER_ALLOWANCES
 }
@@ -254,6 +303,8 @@ PROVIDER_RATE_LIMITED = Counter(
     "Answers 429 from the provider, by endpoint",
     ["endpoint"],
 )
+"""Once per 429 answer from the provider: ``discovery``, ``jwks``, ``token``
+(code exchange or refresh), ``userinfo``, ``whoami`` (whoami-v2), ``other``."""
 PROVIDER_RATE_LIMITED_BY_ENDPOINT: Mapping[str, Counter] = {
     e: PROVIDER_RATE_LIMITED.labels(e) for e in PROVIDER_ENDPOINTS
 }
@@ -266,11 +317,18 @@ STORE_SECONDS = Histogram(
     ["operation"],
     buckets=LATENCY_BUCKETS,
 )
+"""Observed once per session store call (recorded by gateway/session/redis.py; the
+memory store records nothing). ``operation`` is one of get, set, replace, delete, take,
+index_add, index_remove, index_members, lock, unlock, take_allowance, publish, scan, ping.
+See docs/redis.md."""
 STORE_ERRORS = Counter(
     "hf_gateway_store_errors",
     "Session store operations that failed, by operation",
     ["operation"],
 )
+"""Once per store call that ended in an error (connection lost, timeout, refused
+while reconnecting with backoff, an unreplicated write): the request that needed it got
+503."""
 STORE_ERRORS_BY_OPERATION: Mapping[str, Counter] = {
     op: STORE_ERRORS.labels(op) for op in STORE_OPERATIONS
 }
@@ -281,6 +339,10 @@ UNREPLICATED_WRITES = Counter(
     "NOREPLICAS); the caller got 503",
     ["operation"],
 )
+"""Once per session write (set, replace, delete, index_add, index_remove, lock)
+that did not reach ``session.redis_wait_replicas`` replicas in time: the write is not
+acknowledged (503), so nothing a client was told succeeded can be lost at a failover.
+Stays 0 without WAIT. See docs/redis.md."""
 UNREPLICATED_WRITES_BY_OPERATION: Mapping[str, Counter] = {
     op: UNREPLICATED_WRITES.labels(op) for op in STORE_WRITES
 }
@@ -290,9 +352,15 @@ STORE_REPLICAS = Gauge(
     "answer); only set when session.redis_wait_replicas > 0",
     multiprocess_mode="livemin",
 )
+"""Set after each replicated write to the number of replicas WAIT reported. 0 also
+when ``session.redis_wait_replicas`` is 0 (nothing measured). With workers > 1, the
+lowest of the live workers'."""
 WARM_CACHE = Counter(
     "hf_gateway_warm_cache_lookups",
     "Warm-session cache lookups by result (hit, miss)",
     ["result"],
 )
+"""Once per warm-session cache lookup (redis store with ``session.warm_cache``):
+``hit`` (served from memory, no Redis round trip) or ``miss``. The hit ratio is
+hit / (hit + miss)."""
 WARM_CACHE_BY_RESULT: Mapping[str, Counter] = {r: WARM_CACHE.labels(r) for r in CACHE_RESULTS}
