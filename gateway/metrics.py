@@ -17,13 +17,30 @@ from __future__ import annotations
 import platform
 from collections.abc import Mapping
 
-from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+)
 
 from gateway import __version__
 
 # ``*_created`` samples exist only in one-process mode and nobody graphs them: off, so one
 # worker and many export the same series.
 disable_created_metrics()  # type: ignore[no-untyped-call]
+
+REGISTRY = CollectorRegistry()
+"""The gateway's own registry, not prometheus-client's default one: a module that is
+imported again (a fresh import in a test) gets a fresh registry instead of a duplicate
+series error. With one process the listener serves it, with the process's CPU, memory and
+garbage-collector series; with workers > 1 it adds up the workers' files instead."""
+for _collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+    REGISTRY.register(_collector)
 
 LATENCY_BUCKETS = (
     0.0005,
@@ -120,6 +137,7 @@ BUILD_INFO = Gauge(
     "Always 1; the labels name the running version",
     ["version", "python"],
     multiprocess_mode="max",
+    registry=REGISTRY,
 )
 """Set once when a process starts. ``version`` is the gateway's, ``python`` the
 interpreter's; during a rolling upgrade two versions show side by side."""
@@ -131,6 +149,7 @@ REQUESTS = Counter(
     "hf_gateway_requests",
     "Answered requests by route, method and status class (2xx..5xx)",
     ["route", "method", "status"],
+    registry=REGISTRY,
 )
 """One per answer the gateway sends, when it is sent: proxied answers, refusals (401,
 403, 429, 503) and the gateway's own pages. ``route`` is the route's ``name`` from the
@@ -140,6 +159,7 @@ DECISIONS = Counter(
     "hf_gateway_decisions",
     "Policy decisions by route, outcome (allow, deny, unauthenticated) and reason code",
     ["route", "decision", "reason"],
+    registry=REGISTRY,
 )
 """One per policy decision on a proxied request, labelled with the decision's first
 reason code (``gateway.policy.ReasonCode``: public, allowed, unauthenticated, denied,
@@ -150,6 +170,7 @@ UPSTREAM_SECONDS = Histogram(
     "Time from sending the request upstream to the end of the answer's head",
     ["route"],
     buckets=LATENCY_BUCKETS,
+    registry=REGISTRY,
 )
 """Observed once per proxied request that reached its upstream: from sending the
 request to the end of the upstream's answer head (the body streams afterwards and is not
@@ -159,6 +180,7 @@ OPEN_WEBSOCKETS = Gauge(
     "Websocket tunnels open now, by route",
     ["route"],
     multiprocess_mode="livesum",
+    registry=REGISTRY,
 )
 """Up when a websocket tunnel is registered (after the upgrade was allowed), down
 when it ends for any reason (either side closed, access withdrawn, shutdown). With
@@ -206,6 +228,7 @@ SIGN_INS = Counter(
     "hf_gateway_sign_ins",
     "Sign-ins by event (started, completed, failed) and reason",
     ["event", "reason"],
+    registry=REGISTRY,
 )
 """``started`` when /_gateway/login sends the browser to the provider (reason ``new``,
 or ``more_access`` when the login asks for extra scopes or orgs); ``completed`` (reason
@@ -236,6 +259,7 @@ REFRESHES = Counter(
     "hf_gateway_token_refreshes",
     "Provider token refreshes by result",
     ["result"],
+    registry=REGISTRY,
 )
 """Once per refresh attempt under the session's refresh lock: ``ok`` (new tokens
 stored), ``rejected`` (the provider refused the refresh token; the session ends),
@@ -247,6 +271,7 @@ REVALIDATIONS = Counter(
     "hf_gateway_revalidations",
     "Session revalidations against the provider's userinfo by result",
     ["result"],
+    registry=REGISTRY,
 )
 """Once per revalidation (every ``session.revalidate_after``; concurrent requests of
 one session share one): ``ok``, ``token_rejected`` (userinfo refused the token; the session
@@ -264,6 +289,7 @@ WHOAMI_LOOKUPS = Counter(
     "hf_gateway_whoami_lookups",
     "Bearer-token lookups at the provider (whoami-v2) by result",
     ["result"],
+    registry=REGISTRY,
 )
 """Once per call the gateway makes to the provider about a bearer token it has no
 answer for (whoami-v2 for Hugging Face, userinfo for a generic OIDC provider): ``ok``,
@@ -274,6 +300,7 @@ TOKEN_CACHE = Counter(
     "hf_gateway_token_cache_lookups",
     "Bearer-token cache lookups by result (hit, refused_hit, shared_refusal, joined, miss)",
     ["result"],
+    registry=REGISTRY,
 )
 """Once per bearer-token check: ``hit`` (a good answer this process holds),
 ``refused_hit`` (a refusal this process holds), ``joined`` (a lookup of the same token was
@@ -288,6 +315,7 @@ BEARER_THROTTLED = Counter(
     "hf_gateway_bearer_throttled",
     "New bearer tokens not looked up because an allowance was spent (client: 429, fleet: 503)",
     ["allowance"],
+    registry=REGISTRY,
 )
 """Once per new bearer token refused before the provider was asked: ``client``
 (that client's allowance, in this process or across the fleet: 429 for it alone) or
@@ -302,6 +330,7 @@ PROVIDER_RATE_LIMITED = Counter(
     "hf_gateway_provider_rate_limited",
     "Answers 429 from the provider, by endpoint",
     ["endpoint"],
+    registry=REGISTRY,
 )
 """Once per 429 answer from the provider: ``discovery``, ``jwks``, ``token``
 (code exchange or refresh), ``userinfo``, ``whoami`` (whoami-v2), ``other``."""
@@ -316,6 +345,7 @@ STORE_SECONDS = Histogram(
     "Session store operations by operation",
     ["operation"],
     buckets=LATENCY_BUCKETS,
+    registry=REGISTRY,
 )
 """Observed once per session store call (recorded by gateway/session/redis.py; the
 memory store records nothing). ``operation`` is one of get, set, replace, delete, take,
@@ -325,6 +355,7 @@ STORE_ERRORS = Counter(
     "hf_gateway_store_errors",
     "Session store operations that failed, by operation",
     ["operation"],
+    registry=REGISTRY,
 )
 """Once per store call that ended in an error (connection lost, timeout, refused
 while reconnecting with backoff, an unreplicated write): the request that needed it got
@@ -338,6 +369,7 @@ UNREPLICATED_WRITES = Counter(
     "acknowledged them within session.redis_wait_timeout_ms (or the master refused with "
     "NOREPLICAS); the caller got 503",
     ["operation"],
+    registry=REGISTRY,
 )
 """Once per session write (set, replace, delete, index_add, index_remove, lock)
 that did not reach ``session.redis_wait_replicas`` replicas in time: the write is not
@@ -351,6 +383,7 @@ STORE_REPLICAS = Gauge(
     "Replicas that acknowledged this process's latest replicated session write (WAIT's "
     "answer); only set when session.redis_wait_replicas > 0",
     multiprocess_mode="livemin",
+    registry=REGISTRY,
 )
 """Set after each replicated write to the number of replicas WAIT reported. 0 also
 when ``session.redis_wait_replicas`` is 0 (nothing measured). With workers > 1, the
@@ -359,6 +392,7 @@ WARM_CACHE = Counter(
     "hf_gateway_warm_cache_lookups",
     "Warm-session cache lookups by result (hit, miss)",
     ["result"],
+    registry=REGISTRY,
 )
 """Once per warm-session cache lookup (redis store with ``session.warm_cache``):
 ``hit`` (served from memory, no Redis round trip) or ``miss``. The hit ratio is

@@ -13,17 +13,18 @@ MultiProcessCollector. With one process it serves the process's own registry.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from aiohttp import web
-from prometheus_client import REGISTRY, CollectorRegistry
+from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
-from gateway import metrics as _series  # noqa: F401 - every series registered before a scrape
-from gateway.web.listener import listen as listen_with_head_deadline
+from gateway import metrics
+from gateway.web.listener import with_head_deadline
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # A scrape is a bodiless GET; anything bigger is refused before it is read.
@@ -65,9 +66,12 @@ async def start_metrics_listener(
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     host, _, port = listen.rpartition(":")
+    assert runner.server is not None  # set up above
+    # aiohttp's own dispatch, always: its router is what answers 404 and 405 here.
+    protocol = with_head_deadline(runner.server, HEAD_TIMEOUT)
     try:
-        server = await listen_with_head_deadline(
-            runner, host.strip("[]"), int(port), head_timeout=HEAD_TIMEOUT
+        server = await asyncio.get_running_loop().create_server(
+            protocol, host.strip("[]"), int(port)
         )
     except OSError:
         await runner.cleanup()
@@ -82,7 +86,7 @@ async def start_metrics_listener(
 
 def _registry(multiprocess_dir: Path | None) -> CollectorRegistry:
     if multiprocess_dir is None:
-        return REGISTRY
+        return metrics.REGISTRY
     registry = CollectorRegistry()
     MultiProcessCollector(registry, path=str(multiprocess_dir))  # type: ignore[no-untyped-call]
     return registry

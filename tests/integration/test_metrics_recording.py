@@ -8,9 +8,9 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 import aiohttp
-from prometheus_client import REGISTRY
 
 from gateway.devtools.fake_hf import FakeHF
+from gateway.metrics import REGISTRY
 from tests.integration.conftest import StartGateway
 from tests.support.harness import API, BROWSER, GatewayHarness
 

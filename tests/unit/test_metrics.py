@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 import yaml
-from prometheus_client import REGISTRY
 from prometheus_client.metrics import MetricWrapperBase
 
 from gateway import metrics
+from gateway.metrics import REGISTRY
 
 ROOT = Path(__file__).resolve().parents[2]
 MONITORING = ROOT / "config" / "monitoring"
