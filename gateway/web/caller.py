@@ -17,16 +17,13 @@ from gateway.session.manager import LoadedSession
 from gateway.web import responses
 from gateway.web.bearer import (
     LookupBudgetExhausted,
-    TokenResolver,
     TooManyNewTokens,
     bearer_token,
     token_key,
 )
 from gateway.web.context import GatewayContext
-from gateway.web.sessions import RESOLVER
 
 log = logging.getLogger(__name__)
-TOKENS = web.AppKey("token_resolver", TokenResolver)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +62,7 @@ async def identify(request: web.Request, ctx: GatewayContext) -> Caller | web.Re
     """The caller, or the 401/503 answer to send instead."""
     try:
         cookie = session_cookie(request, ctx)
-        resolved = await request.app[RESOLVER].resolve(cookie)
+        resolved = await ctx.resolver.resolve(cookie)
         if resolved.identity is not None:
             session = resolved.session
             key = session.key if session is not None else ""
@@ -75,7 +72,7 @@ async def identify(request: web.Request, ctx: GatewayContext) -> Caller | web.Re
             token = bearer_token(request.headers.get("Authorization"))
         if token is None:
             return Caller(None)
-        identity = await request.app[TOKENS].resolve(token, client_address(request, ctx))
+        identity = await ctx.tokens.resolve(token, client_address(request, ctx))
     except TooManyNewTokens as exc:
         return responses.error(
             request,

@@ -1,11 +1,14 @@
-"""Everything a request handler needs, built once per app and held under one AppKey.
+"""Everything a request handler needs, built once per configuration.
 
 Handlers depend on the SessionStore and Provider protocols through this object, never
-on Redis or Hugging Face; only app.py chooses the concrete adapters.
+on Redis or Hugging Face; only app.py chooses the concrete adapters. The app holds a
+``LiveGateway`` under ``LIVE``: the context new requests start on, which a reload swaps.
+A request takes it once, at its start (``CONTEXT``), and finishes on it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,7 +28,9 @@ from gateway.web.tunnels import TunnelRegistry
 from gateway.web.upstream_identity import UpstreamIdentity
 
 if TYPE_CHECKING:
+    from gateway.web.bearer import TokenResolver
     from gateway.web.proxy import UpstreamClient
+    from gateway.web.sessions import SessionResolver
 
 LOGIN_COOKIE = "hf_gateway_login"
 """Base name of the login-binding cookies (DESIGN §6)."""
@@ -91,8 +96,13 @@ class GatewayContext:
     redirects: RedirectPolicy
     cookies: CookieSettings
     upstream: UpstreamClient
+    tokens: TokenResolver
     tunnels: TunnelRegistry = field(default_factory=TunnelRegistry)
     clock: Callable[[], float] = field(default=time.time)
+    in_flight: int = 0
+    """Requests running on this context (a replaced one is closed when it reaches 0)."""
+    resolver: SessionResolver = field(init=False)
+    """Set by app.py once the context exists (the resolver reads the context)."""
 
     @property
     def public_url(self) -> str:
@@ -130,4 +140,65 @@ class GatewayContext:
         return self.owned_headers | {"authorization"}
 
 
-GATEWAY = web.AppKey("gateway", GatewayContext)
+class Flight:
+    """One request in flight: the context it runs on and the task that runs its handler."""
+
+    __slots__ = ("ctx", "request", "task")
+
+    def __init__(
+        self, request: web.BaseRequest, ctx: GatewayContext, task: asyncio.Task[object] | None
+    ) -> None:
+        self.request = request
+        self.ctx = ctx
+        self.task = task
+
+
+class LiveGateway:
+    """The context new requests start on, the requests in flight, and the drain state.
+
+    ``enter`` hands a request the current context and counts it on that context, so a
+    context a reload replaced can be closed once its last request has ended.
+    """
+
+    __slots__ = ("_waiters", "current", "draining", "flights")
+
+    def __init__(self, ctx: GatewayContext) -> None:
+        self.current = ctx
+        self.draining = False
+        """Set when a stop began: readyz answers 503 from then on."""
+        self.flights: set[Flight] = set()
+        self._waiters: list[tuple[GatewayContext | None, asyncio.Future[None]]] = []
+
+    def enter(self, request: web.BaseRequest) -> Flight:
+        ctx = self.current
+        ctx.in_flight += 1
+        flight = Flight(request, ctx, asyncio.current_task())
+        self.flights.add(flight)
+        return flight
+
+    def leave(self, flight: Flight) -> None:
+        flight.ctx.in_flight -= 1
+        self.flights.discard(flight)
+        if self._waiters:
+            for ctx, waiter in self._waiters:
+                if self._quiet(ctx) and not waiter.done():
+                    waiter.set_result(None)
+
+    async def idle(self, ctx: GatewayContext | None = None) -> None:
+        """Return once no request runs on ``ctx`` (None: on any context)."""
+        if self._quiet(ctx):
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append((ctx, waiter))
+        try:
+            await waiter
+        finally:
+            self._waiters = [(c, w) for c, w in self._waiters if w is not waiter]
+
+    def _quiet(self, ctx: GatewayContext | None) -> bool:
+        return not self.flights if ctx is None else ctx.in_flight == 0
+
+
+LIVE = web.AppKey("gateway", LiveGateway)
+CONTEXT = web.RequestKey("gateway_context", GatewayContext)
+"""The context a request started on (set once, at its start, by gateway.web.entry)."""

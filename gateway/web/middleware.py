@@ -27,10 +27,9 @@ from gateway.routing import NormalPath, normalize_host, normalize_path, strip_pa
 from gateway.session.model import TOUCH_INTERVAL, SessionRecord
 from gateway.web import endpoints, responses
 from gateway.web.bearer import ACCEPTED_TTL as TOKEN_RECHECK
-from gateway.web.caller import TOKENS, Caller, identify
-from gateway.web.context import GATEWAY, GATEWAY_PREFIX, GatewayContext
+from gateway.web.caller import Caller, identify
+from gateway.web.context import CONTEXT, GATEWAY_PREFIX, GatewayContext
 from gateway.web.proxy import UpstreamError, forward_http, forward_websocket, is_websocket
-from gateway.web.sessions import RESOLVER
 from gateway.web.tunnels import Binding, Tunnel, Verdict
 
 log = logging.getLogger(__name__)
@@ -40,7 +39,7 @@ _UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 async def handle(request: web.Request) -> web.StreamResponse:
     """The single aiohttp handler for every path and method."""
-    ctx = request.app[GATEWAY]
+    ctx = request[CONTEXT]
     raw_path, _, query = request.raw_path.partition("?")
     try:
         path = normalize_path(raw_path)
@@ -246,12 +245,12 @@ def _tunnel_opener(
 
     async def check(binding: Binding) -> Verdict:
         if caller.token is not None:
-            identity = await request.app[TOKENS].resolve(caller.token)
+            identity = await ctx.tokens.resolve(caller.token)
             if identity is None:
                 return Verdict("the token is no longer valid", 0.0)
             next_check = loop.time() + TOKEN_RECHECK
         else:
-            resolved = await request.app[RESOLVER].resolve(
+            resolved = await ctx.resolver.resolve(
                 caller.cookie, touch=binding.active_since_last_check()
             )
             if resolved.identity is None or resolved.session is None:
