@@ -236,18 +236,38 @@ def strip_cookies(header: str, names: frozenset[str]) -> str | None:
     return "; ".join(kept) or None
 
 
+RawPair = tuple[bytes, bytes]
+"""A header line as the upstream sent it (llhttp has checked both halves)."""
+
+_HOP_BY_HOP_BYTES = frozenset(name.encode() for name in HOP_BY_HOP)
+
+
 def filter_response_headers(
-    items: Sequence[Pair], *, drop_cookies: frozenset[str], also: frozenset[str] = frozenset()
-) -> list[Pair]:
-    """The upstream's response headers minus hop-by-hop ones (and those named in ``also``)
-    and any Set-Cookie that would overwrite the gateway's own cookies."""
-    listed = connection_listed(items)
-    kept: list[Pair] = []
+    items: Sequence[RawPair],
+    *,
+    drop_cookies: frozenset[bytes],
+    also: frozenset[bytes] = frozenset(),
+) -> list[RawPair]:
+    """The upstream's response headers minus hop-by-hop ones (and those named in ``also``,
+    lower case) and any Set-Cookie that would overwrite the gateway's own cookies.
+
+    Bytes in, bytes out: an answer is relayed as the upstream encoded it (a latin-1 value
+    stays latin-1), and nothing is decoded on the way.
+    """
+    listed: frozenset[bytes] = frozenset()
     for name, value in items:
-        key = canonical(name)
-        if key in HOP_BY_HOP or key in listed or key in also:
+        if name.lower() == b"connection":
+            listed = listed | {
+                token.strip().lower().replace(b"_", b"-")
+                for token in value.split(b",")
+                if token.strip()
+            }
+    kept: list[RawPair] = []
+    for name, value in items:
+        key = name.lower().replace(b"_", b"-")
+        if key in _HOP_BY_HOP_BYTES or key in listed or key in also:
             continue
-        if key == "set-cookie" and value.split("=", 1)[0].strip() in drop_cookies:
+        if key == b"set-cookie" and value.split(b"=", 1)[0].strip() in drop_cookies:
             continue
         kept.append((name, value))
     return kept

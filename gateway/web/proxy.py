@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Callable, Sequence
 
@@ -24,7 +25,8 @@ from aiohttp import WSMsgType, web
 from yarl import URL
 
 from gateway.config import RouteConfig
-from gateway.headers import Pair, filter_response_headers
+from gateway.headers import Pair, RawPair, filter_response_headers
+from gateway.web.relayed_answer import RelayedAnswer
 from gateway.web.tunnels import Tunnel
 from gateway.web.upstream_connection import (
     ResponseHead,
@@ -47,9 +49,6 @@ _WS_HANDSHAKE = frozenset(
 )
 _RETRYABLE = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 """Idempotent methods (RFC 9110 §9.2.2): sent again once if a reused connection was stale."""
-_LENGTH = frozenset({"content-length"})
-"""Dropped from answers with a body: the gateway frames those itself (Transfer-Encoding
-is hop-by-hop and never passes)."""
 
 
 class UpstreamError(Exception):
@@ -166,7 +165,7 @@ async def forward_http(
             raise
         break
     try:
-        return await _relay(request, connection, answer, drop_cookies)
+        return await _relay(request, connection, answer, _raw_names(drop_cookies))
     finally:
         pool.release(connection, connection.reusable())
 
@@ -209,46 +208,77 @@ async def _send_body(request: web.Request, connection: UpstreamConnection, chunk
         connection.write(b"0\r\n\r\n")
 
 
-def _response_headers(answer: ResponseHead, drop_cookies: frozenset[str]) -> list[Pair]:
-    """The upstream's headers for the client (aiohttp copies them into its own multidict).
+@functools.lru_cache(maxsize=8)
+def _raw_names(names: frozenset[str]) -> frozenset[bytes]:
+    """Cookie names as the upstream's bytes are compared with them (encoded once)."""
+    return frozenset(name.encode() for name in names)
+
+
+_FRAMED = frozenset({b"content-length"})
+_NOT_FRAMED: frozenset[bytes] = frozenset()
+
+
+def _response_headers(answer: ResponseHead, drop_cookies: frozenset[bytes]) -> list[RawPair]:
+    """The upstream's headers for the client, as bytes.
 
     With a body the gateway frames it itself; HEAD, 204 and 304 keep the upstream's
     Content-Length, which describes the resource.
     """
-    framing = _LENGTH if answer.has_body else frozenset()
+    framing = _FRAMED if answer.has_body else _NOT_FRAMED
     return filter_response_headers(answer.headers, drop_cookies=drop_cookies, also=framing)
+
+
+def _present(headers: list[RawPair]) -> tuple[bool, bool]:
+    """Whether the upstream sent Date and Content-Type (the gateway adds what is missing)."""
+    date = content_type = False
+    for name, _ in headers:
+        size = len(name)
+        if size == 4 and name.lower() == b"date":
+            date = True
+        elif size == 12 and name.lower() == b"content-type":
+            content_type = True
+    return date, content_type
 
 
 async def _relay(
     request: web.Request,
     connection: UpstreamConnection,
     answer: ResponseHead,
-    drop_cookies: frozenset[str],
+    drop_cookies: frozenset[bytes],
 ) -> web.StreamResponse:
     headers = _response_headers(answer, drop_cookies)
+    date, content_type = _present(headers)
     if not answer.has_body:
-        response = web.StreamResponse(status=answer.status, reason=answer.reason, headers=headers)
-        await response.prepare(request)
-        await response.write_eof()
-        return response
+        return RelayedAnswer(answer.status, answer.reason, headers, has_body=False, has_date=date)
     if connection.complete:  # the whole answer is here already: one write, with its length
         body = connection.take_body()
         if answer.content_length is not None and len(body) != answer.content_length:
             connection.close()  # cannot happen with llhttp's framing; never guess
             raise UpstreamError(502, "the upstream's body did not match its length")
-        return web.Response(status=answer.status, reason=answer.reason, headers=headers, body=body)
-    return await _stream(request, connection, answer, headers)
+        return RelayedAnswer(
+            answer.status,
+            answer.reason,
+            headers,
+            has_body=True,
+            body=body,
+            has_date=date,
+            has_content_type=content_type,
+        )
+    response = RelayedAnswer(
+        answer.status,
+        answer.reason,
+        headers,
+        has_body=True,
+        content_length=answer.content_length,
+        has_date=date,
+        has_content_type=content_type,
+    )
+    return await _stream(request, connection, response)
 
 
 async def _stream(
-    request: web.Request,
-    connection: UpstreamConnection,
-    answer: ResponseHead,
-    headers: list[Pair],
+    request: web.Request, connection: UpstreamConnection, response: RelayedAnswer
 ) -> web.StreamResponse:
-    response = web.StreamResponse(status=answer.status, reason=answer.reason, headers=headers)
-    if answer.content_length is not None:
-        response.content_length = answer.content_length
     await response.prepare(request)
     try:
         while chunk := await connection.read():

@@ -30,7 +30,7 @@ from typing import cast
 
 import httptools
 
-Pair = tuple[str, str]
+RawPair = tuple[bytes, bytes]
 
 HIGH_WATER = 1024 * 1024
 """Buffered body bytes above which the upstream socket stops being read."""
@@ -68,8 +68,9 @@ class _StrayBytes(Exception):
 @dataclass(frozen=True, slots=True)
 class ResponseHead:
     status: int
-    reason: str
-    headers: list[Pair]
+    reason: bytes
+    headers: list[RawPair]
+    """As the upstream sent them: llhttp (strict) has checked names and values."""
     content_length: int | None
     has_body: bool
     """False for answers to HEAD and for 204/304: whatever follows is not theirs."""
@@ -315,20 +316,18 @@ class UpstreamConnection(asyncio.Protocol):
             if status == 101:
                 raise _StrayBytes  # a protocol switch on a plain request
             return  # interim answers (100, 103) are dropped; the final one follows
-        headers = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in self._headers]
+        headers = self._headers
         length: int | None = None
         chunked = False
         for name, value in headers:
-            lowered = name.lower()
-            if lowered == "content-length":
+            size = len(name)  # only two names matter here; skip the rest without lowering
+            if size == 14 and name.lower() == b"content-length":
                 length = int(value)  # llhttp has checked it is one valid number
-            elif lowered == "transfer-encoding":
-                chunked = value.lower().rstrip().endswith("chunked")
+            elif size == 17 and name.lower() == b"transfer-encoding":
+                chunked = value.lower().rstrip().endswith(b"chunked")
         has_body = not self._head_request and status not in _NO_BODY_STATUS
         self._close_delimited = has_body and length is None and not chunked
-        self._final = ResponseHead(
-            status, self._status_reason.decode("latin-1"), headers, length, has_body
-        )
+        self._final = ResponseHead(status, self._status_reason, headers, length, has_body)
         if not has_body:
             self._complete = True  # any byte after this is stray (see module docstring)
         self._head.set_result(self._final)

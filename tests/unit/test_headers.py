@@ -42,6 +42,7 @@ TEMPLATES = {
 HEADERS = IdentityHeaders.from_config(TEMPLATES, "X-Gateway-Assertion")
 OWNED = HEADERS.owned
 GATEWAY_COOKIES = frozenset({"hf_gateway", "__Host-hf_gateway", "hf_gateway_login"})
+RAW_GATEWAY_COOKIES = frozenset(name.encode() for name in GATEWAY_COOKIES)
 
 
 def _filter(items: list[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -199,37 +200,49 @@ def test_strip_cookies(header: str, expected: str | None) -> None:
 def test_response_hop_by_hop_and_connection_listed_headers_are_dropped() -> None:
     """An upstream's connection-scoped headers stop at the gateway."""
     items = [
-        ("Connection", "X-Hop-Listed"),
-        ("X-Hop-Listed", "1"),
-        ("Keep-Alive", "timeout=5"),
-        ("Proxy-Authenticate", "Basic"),
-        ("Transfer-Encoding", "chunked"),
-        ("Upgrade", "h2c"),
-        ("Content-Type", "text/plain"),
-        ("X-End-To-End", "kept"),
+        (b"Connection", b"X-Hop-Listed, x_other"),
+        (b"X-Hop-Listed", b"1"),
+        (b"X-Other", b"2"),
+        (b"Keep-Alive", b"timeout=5"),
+        (b"Proxy-Authenticate", b"Basic"),
+        (b"Transfer-Encoding", b"chunked"),
+        (b"Upgrade", b"h2c"),
+        (b"Content-Type", b"text/plain"),
+        (b"X-End-To-End", b"kept"),
+        (b"X-Latin", b"caf\xe9"),
     ]
-    assert filter_response_headers(items, drop_cookies=GATEWAY_COOKIES) == [
-        ("Content-Type", "text/plain"),
-        ("X-End-To-End", "kept"),
+    assert filter_response_headers(items, drop_cookies=RAW_GATEWAY_COOKIES) == [
+        (b"Content-Type", b"text/plain"),
+        (b"X-End-To-End", b"kept"),
+        (b"X-Latin", b"caf\xe9"),
     ]
+
+
+def test_response_headers_named_in_also_are_dropped() -> None:
+    """The framing the gateway writes itself (Content-Length) is dropped on request only."""
+    items = [(b"content-length", b"5"), (b"ETag", b'"1"')]
+    assert filter_response_headers(
+        items, drop_cookies=RAW_GATEWAY_COOKIES, also=frozenset({b"content-length"})
+    ) == [(b"ETag", b'"1"')]
+    assert filter_response_headers(items, drop_cookies=RAW_GATEWAY_COOKIES) == items
 
 
 @pytest.mark.parametrize(
     ("value", "kept"),
     [
-        pytest.param("hf_gateway=evil; Path=/", False, id="the session cookie"),
-        pytest.param("__Host-hf_gateway=evil; Path=/; Secure", False, id="the prefixed cookie"),
-        pytest.param("hf_gateway_login=evil", False, id="the login binding"),
-        pytest.param(" hf_gateway =evil", False, id="spaces around the name"),
-        pytest.param("tool_session=1; HttpOnly", True, id="the tool's own cookie"),
-        pytest.param("hf_gatewayx=1", True, id="a longer name"),
+        pytest.param(b"hf_gateway=evil; Path=/", False, id="the session cookie"),
+        pytest.param(b"__Host-hf_gateway=evil; Path=/; Secure", False, id="the prefixed cookie"),
+        pytest.param(b"hf_gateway_login=evil", False, id="the login binding"),
+        pytest.param(b" hf_gateway =evil", False, id="spaces around the name"),
+        pytest.param(b"tool_session=1; HttpOnly", True, id="the tool's own cookie"),
+        pytest.param(b"hf_gatewayx=1", True, id="a longer name"),
     ],
 )
-def test_an_upstream_cannot_set_the_gateway_cookies(value: str, kept: bool) -> None:
+def test_an_upstream_cannot_set_the_gateway_cookies(value: bytes, kept: bool) -> None:
     """Set-Cookie lines for the gateway's cookies are dropped; the tool's own pass."""
-    items = [("Set-Cookie", value), ("set-cookie", "other=1")]
-    expected = ([("Set-Cookie", value)] if kept else []) + [("set-cookie", "other=1")]
-    assert filter_response_headers(items, drop_cookies=GATEWAY_COOKIES) == expected
+    items = [(b"Set-Cookie", value), (b"set-cookie", b"other=1")]
+    expected = ([(b"Set-Cookie", value)] if kept else []) + [(b"set-cookie", b"other=1")]
+    assert filter_response_headers(items, drop_cookies=RAW_GATEWAY_COOKIES) == expected
 
 
 # --------------------------------------------------------------------------- identity headers
