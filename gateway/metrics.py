@@ -398,3 +398,30 @@ WARM_CACHE = Counter(
 ``hit`` (served from memory, no Redis round trip) or ``miss``. The hit ratio is
 hit / (hit + miss)."""
 WARM_CACHE_BY_RESULT: Mapping[str, Counter] = {r: WARM_CACHE.labels(r) for r in CACHE_RESULTS}
+
+# --------------------------------------------------------------------------- configuration
+
+RELOAD_RESULTS = ("applied", "refused")
+CONFIG_RELOADS = Counter(
+    "hf_gateway_config_reloads",
+    "Configuration reloads (SIGHUP or a watched file changed), by result: applied (new "
+    "requests use it) or refused (invalid, or a field that needs a restart changed; the "
+    "previous configuration keeps serving)",
+    ["result"],
+    registry=REGISTRY,
+)
+"""Once per reload attempt in each gateway process (every worker reloads):
+`applied` or `refused`. Recorded by gateway/reload.py; see docs/operations.md."""
+CONFIG_RELOADS_BY_RESULT: Mapping[str, Counter] = {
+    r: CONFIG_RELOADS.labels(r) for r in RELOAD_RESULTS
+}
+CONFIG_LAST_RELOAD_OK = Gauge(
+    "hf_gateway_config_last_reload_successful",
+    "1 when the latest reload attempt of this process was applied (or none was made since "
+    "start), 0 when it was refused",
+    multiprocess_mode="livemin",
+    registry=REGISTRY,
+)
+"""Set to 1 at start and after an applied reload, 0 after a refused one: 0 means the files
+on disk are not what is being served. With workers > 1, the lowest of the live workers'."""
+CONFIG_LAST_RELOAD_OK.set(1)
