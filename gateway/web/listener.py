@@ -94,6 +94,10 @@ def with_head_deadline(
     return factory
 
 
+CATCH_ALL = "/{tail}"
+"""The canonical form of the one route the gateway registers, ``/{tail:.*}``."""
+
+
 def direct_handler(
     app: web.Application,
 ) -> Callable[[web.BaseRequest], Awaitable[web.StreamResponse]] | None:
@@ -109,6 +113,8 @@ def direct_handler(
     if app.middlewares or len(routes) != 1:
         return None
     route = routes[0]
+    if route.method != "*" or route.resource is None or route.resource.canonical != CATCH_ALL:
+        return None  # only the gateway's catch-all route may skip the router
     handler = route.handler
     match_info = UrlMappingMatchInfo({}, route)
     match_info.add_app(app)

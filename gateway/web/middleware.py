@@ -23,6 +23,7 @@ from gateway.headers import (
     filter_request_headers,
     forwarding_headers,
 )
+from gateway.metrics import count_decision, count_request
 from gateway.routing import NormalPath, normalize_host, normalize_path, strip_path_prefix
 from gateway.session.model import TOUCH_INTERVAL, SessionRecord
 from gateway.web import endpoints, responses
@@ -37,23 +38,38 @@ log = logging.getLogger(__name__)
 _UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
+GATEWAY_LABEL = "_gateway"
+"""The route label of the gateway's own pages in the metrics."""
+UNROUTED_LABEL = "_unrouted"
+"""The route label of requests no route serves (and of unreadable paths)."""
+
+
 async def handle(request: web.Request) -> web.StreamResponse:
     """The single aiohttp handler for every path and method."""
-    ctx = request[CONTEXT]
+    response, route = await _answer(request, request[CONTEXT])
+    count_request(route, request.method, response.status)
+    return response
+
+
+async def _answer(request: web.Request, ctx: GatewayContext) -> tuple[web.StreamResponse, str]:
+    """The answer, and the route label it is counted under."""
     raw_path, _, query = request.raw_path.partition("?")
     try:
         path = normalize_path(raw_path)
     except PathError as exc:
-        return responses.error(request, 400, "bad_request", "Bad request", str(exc))
+        error = responses.error(request, 400, "bad_request", "Bad request", str(exc))
+        return error, UNROUTED_LABEL
     if path.match == GATEWAY_PREFIX or path.match.startswith(GATEWAY_PREFIX + "/"):
-        return await endpoints.handle(request, ctx, path.match, query)
+        return await endpoints.handle(request, ctx, path.match, query), GATEWAY_LABEL
     host = normalize_host(request.host)
     routed = ctx.access.routed(host, path)
     if routed is None:
-        return responses.error(request, 404, "not_found", "Not found", "No tool is served here.")
+        missing = responses.error(request, 404, "not_found", "Not found", "No tool is served here.")
+        return missing, UNROUTED_LABEL
+    name = routed.route.name
     if _wants_slash(routed.route, path, request):
-        return _slash_redirect(request, path, query)
-    return await _guarded(request, ctx, routed, host, path, query)
+        return _slash_redirect(request, path, query), name
+    return await _guarded(request, ctx, routed, host, path, query), name
 
 
 def _wants_slash(route: RouteConfig, path: NormalPath, request: web.Request) -> bool:
@@ -87,16 +103,20 @@ async def _guarded(
     now = datetime.fromtimestamp(ctx.clock(), UTC)
     anonymous = ctx.access.decide_for("", routed, request.method, None, now, host)
     if anonymous.decision.allowed:  # a public route or path: no identity is looked up
+        count_decision(route.name, "allow", anonymous.decision.reasons[0].code.value)
         return await _forward(request, ctx, routed, path, query, Caller(None), "")
     caller = await identify(request, ctx)
     if isinstance(caller, web.Response):
         return caller
     identity = caller.identity
     if identity is None:
+        count_decision(route.name, "unauthenticated", "unauthenticated")
         target = original_target(ctx, request, host, path, query)
         return responses.unauthenticated(request, ctx, target)
     access = ctx.access.decide_for(caller.cache_key, routed, request.method, identity, now, host)
+    first_reason = access.decision.reasons[0].code.value if access.decision.reasons else ""
     if not access.decision.allowed:
+        count_decision(route.name, "deny", first_reason)
         log.info(
             "denied %s %s for %s: %s",
             request.method,
@@ -106,6 +126,7 @@ async def _guarded(
         )
         target = original_target(ctx, request, host, path, query)
         return responses.denied(request, ctx, access.decision, identity, target)
+    count_decision(route.name, "allow", first_reason)
     if caller.session is not None and not _same_site_request(request, ctx, route):
         return responses.error(
             request,
@@ -269,7 +290,9 @@ def _tunnel_opener(
             first = _seconds_to_next_change(ctx, caller.session.record)
         else:
             first = TOKEN_RECHECK
-        return ctx.tunnels.add(Binding(caller.cache_key, check, tunnel, loop.time() + first))
+        return ctx.tunnels.add(
+            Binding(caller.cache_key, check, tunnel, loop.time() + first, route=routed.route.name)
+        )
 
     return open_tunnel
 

@@ -26,6 +26,7 @@ from yarl import URL
 
 from gateway.config import RouteConfig
 from gateway.headers import Pair, RawPair, filter_response_headers
+from gateway.metrics import observe_upstream
 from gateway.web.relayed_answer import RelayedAnswer
 from gateway.web.tunnels import Tunnel
 from gateway.web.upstream_connection import (
@@ -147,10 +148,13 @@ async def forward_http(
     head = request_head(request.method, target, host or address.authority, headers, framing)
     has_body = request.body_exists
     retryable = not has_body and request.method in _RETRYABLE
+    loop = asyncio.get_running_loop()
     while True:
         connection = await _acquire(pool)
+        started = loop.time()
         try:
             answer = await _exchange(request, connection, head, has_body, chunked)
+            observe_upstream(route.name, loop.time() - started)
         except UpstreamClosed as exc:
             pool.release(connection, reusable=False)
             if retryable and connection.reused and exc.nothing_received:

@@ -105,7 +105,7 @@ class RelayedAnswer(web.StreamResponse):
         writer = self._payload_writer = request._payload_writer
         await request._prepare_hook(self)  # on_response_prepare handlers may add headers
         version = request.version
-        keep_alive = request.keep_alive
+        keep_alive = request.keep_alive and self._keep_alive is not False  # force_close()
         parts = [_status_line(version, self.status, self._raw_reason)]
         for name, value in self._raw_headers:
             parts += (name, _SEPARATOR, value, _CRLF)
