@@ -40,11 +40,16 @@ class GatewayProcess:
         upstream: str,
         redis_url: str | None = None,
         session: dict[str, Any] | None = None,
+        metrics: bool = False,
+        server: dict[str, Any] | None = None,
     ) -> None:
         """``session`` overrides keys of the ``session`` section (a None value removes
-        the key), e.g. ``{"redis_url": None, "redis_sentinel": {...}}``."""
+        the key), e.g. ``{"redis_url": None, "redis_sentinel": {...}}``; ``server`` those
+        of ``server`` (e.g. ``{"workers": 2}``). ``metrics`` turns the metrics listener on,
+        on a port of its own (``metrics_url``)."""
         self.folder = folder
         self.port = free_port()
+        self.metrics_port = free_port() if metrics else None
         self.process: subprocess.Popen[bytes] | None = None
         self.log = folder / "gateway.log"
         write_signing_key(folder / "signing-key.pem")
@@ -58,7 +63,8 @@ class GatewayProcess:
             "server": {
                 "listen": f"127.0.0.1:{self.port}",
                 "public_url": self.url,
-                "metrics_listen": None,
+                "metrics_listen": f"127.0.0.1:{self.metrics_port}" if metrics else None,
+                **(server or {}),
             },
             "provider": {
                 "issuer": issuer,
@@ -91,6 +97,11 @@ class GatewayProcess:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def metrics_url(self) -> str:
+        assert self.metrics_port is not None, "started without metrics=True"
+        return f"http://127.0.0.1:{self.metrics_port}/metrics"
 
     async def start(self) -> None:
         env = {**os.environ, "TEST_CLIENT_SECRET": CLIENT_SECRET}
