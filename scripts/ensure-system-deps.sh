@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Make sure the system programs named as arguments are present (each is a Debian package
 # of the same name), installing the missing ones with apt-get on Debian as root.
-# Without arguments: what `make test` runs for real, redis-server (session store tests)
-# and chromium (browser tests). `make bench` asks for wrk, nginx, redis-server and curl.
+# Without arguments: what `make test` runs for real, redis-server (session store tests,
+# also as Sentinel with `redis-server --sentinel` and as a Cluster, so nothing else from
+# Redis is needed) and chromium (browser tests). `make bench` asks for wrk, nginx, redis-server and curl.
 set -euo pipefail
 
 wanted=("$@")

@@ -3,11 +3,12 @@
 Only moves bytes. Every Redis failure becomes StoreError (cause kept) so the web layer
 answers 503 and lets nothing through.
 
-Acknowledged means replicated: with ``wait_replicas`` (1 by default with Sentinel) the
-writes a failover must not lose (session records, the user index, deletions, locks and
-login markers) go out in one pipeline with ``WAIT`` on the same connection, and a write
-fewer replicas acknowledge in time fails. Whatever the caller was told succeeded is on a
-replica; a write that failed may or may not have happened, and the caller said so (503).
+Acknowledged means replicated: with ``wait_replicas`` (1 by default with Sentinel, and
+then at least every replica Sentinel could promote) the writes a failover must not lose
+(session records, the user index, deletions, locks and login markers) go out in one
+pipeline with ``WAIT`` on the same connection, and a write fewer replicas acknowledge in
+time fails. Whatever the caller was told succeeded is on those replicas; a write that
+failed may or may not have happened, and the caller was told so (503). docs/redis.md.
 
 Every call goes through ``_call``: timed and counted by operation, refused at once while
 Redis is down (reconnect backoff), repeated once when it may be (idempotent writes, reads)
@@ -42,9 +43,9 @@ from gateway.session.redis_connect import (
     SOCKET_TIMEOUT,
     FixedLink,
     RedisLink,
-    SentinelMaster,
     connect,
 )
+from gateway.session.redis_sentinel import SentinelMaster
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -178,8 +179,11 @@ class RedisStore:
                 if not moved:
                     await asyncio.sleep(_RETRY_PAUSE)
             except ResponseError as exc:
-                if str(exc).startswith("NOREPLICAS"):
-                    self._unreplicated(operation, Unreplicated(0, self._wait_replicas or 1))
+                if "NOREPLICAS" in str(
+                    exc
+                ):  # the server's min-replicas-to-write (also in a pipeline)
+                    self._unreplicated(operation, None)
+                    raise StoreError(f"redis {operation} not replicated: NOREPLICAS") from exc
                 raise StoreError(f"redis {operation} refused: {type(exc).__name__}") from exc
             except RedisError as exc:
                 raise StoreError(f"redis {operation} failed: {type(exc).__name__}") from exc
@@ -189,10 +193,17 @@ class RedisStore:
                 return result
         raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
-    def _unreplicated(self, operation: str, exc: Unreplicated) -> None:
+    def _unreplicated(self, operation: str, exc: Unreplicated | None) -> None:
         counter = _UNREPLICATED.get(operation)
         if counter is not None:  # NOREPLICAS can refuse any write, waited for or not
             counter.inc()
+        if exc is None:
+            log.warning(
+                "redis %s: the master refused it for want of replicas (NOREPLICAS, its "
+                "min-replicas-to-write); refused (503). Check the replicas.",
+                operation,
+            )
+            return
         log.warning(
             "redis %s: %d of %d replicas acknowledged within %d ms; refused (503) so that "
             "a failover cannot lose it. Check the replicas.",
@@ -217,16 +228,18 @@ class RedisStore:
         WAIT counts the replicas that have every write *this connection* made, so the write
         and the WAIT must share one: a pipeline holds one connection for its commands.
         """
+        # With Sentinel: every replica it could promote, however few were asked for.
+        wanted = max(self._wait_replicas, self._link.replicas()) if self._wait_replicas else 0
         async with client.pipeline(transaction=False) as pipe:
             queue(pipe)
-            if self._wait_replicas:
-                pipe.wait(self._wait_replicas, self._wait_timeout_ms)
+            if wanted:
+                pipe.wait(wanted, self._wait_timeout_ms)
             results: list[Any] = await pipe.execute()
-        if self._wait_replicas:
+        if wanted:
             acknowledged = int(results.pop())
             STORE_REPLICAS.set(acknowledged)
-            if acknowledged < self._wait_replicas:
-                raise Unreplicated(acknowledged, self._wait_replicas)
+            if acknowledged < wanted:
+                raise Unreplicated(acknowledged, wanted)
         return results
 
     # ------------------------------------------------------------------ operations

@@ -50,12 +50,15 @@ def info(server: RedisServer, section: str = "replication") -> dict[str, Any]:
 
 
 class SentinelTopology:
-    """A master, one replica and three Sentinels watching them as ``MASTER_NAME``."""
+    """A master, one replica (or ``replicas``) and three Sentinels watching them as
+    ``MASTER_NAME``."""
 
-    def __init__(self, *, down_after_ms: int = 1000, failover_timeout_ms: int = 3000) -> None:
+    def __init__(
+        self, *, replicas: int = 1, down_after_ms: int = 1000, failover_timeout_ms: int = 3000
+    ) -> None:
         first = RedisServer(args=FAST_REPLICATION)
-        second = RedisServer(args=[*FAST_REPLICATION, "--replicaof", "127.0.0.1", str(first.port)])
-        self.servers = [first, second]
+        follow = [*FAST_REPLICATION, "--replicaof", "127.0.0.1", str(first.port)]
+        self.servers = [first, *(RedisServer(args=follow) for _ in range(replicas))]
         self.sentinels = [
             RedisServer(
                 sentinel=True,
@@ -100,8 +103,8 @@ class SentinelTopology:
         return next(s for s in self.servers if s is not master)
 
     def _settled(self) -> bool:
-        """Every Sentinel agrees on the master, sees the replica up and knows its two peers;
-        the replica is linked to the master."""
+        """Every Sentinel agrees on the master, sees the replicas up and knows its two peers;
+        every replica is linked to the master."""
         ports = set()
         for sentinel in self.sentinels:
             with client(sentinel) as conn:
@@ -114,12 +117,12 @@ class SentinelTopology:
         if len(ports) != 1:
             return False
         master = next(s for s in self.servers if s.port in ports)
-        replica = next(s for s in self.servers if s is not master)
-        return (
+        return info(master)["role"] == "master" and all(
             replica.running
-            and info(master)["role"] == "master"
             and info(replica).get("master_link_status") == "up"
             and info(replica).get("master_port") == master.port
+            for replica in self.servers
+            if replica is not master
         )
 
     def wait_healthy(self, timeout: float = 40.0) -> None:
@@ -136,6 +139,21 @@ class SentinelTopology:
         """Wait until the failover away from ``old`` is over: another master, ``old`` its
         replica, every Sentinel agreeing."""
         wait_for(lambda: self.master() is not old and self._settled(), "the failover", timeout)
+
+    def wait_promoted(self, old: RedisServer, timeout: float = 40.0) -> None:
+        """Wait until another master took over from ``old`` and every other replica
+        replicates from it (``old`` itself may still be waiting to be demoted)."""
+
+        def promoted() -> bool:
+            master = self.master()
+            return master is not old and all(
+                info(replica).get("master_link_status") == "up"
+                and info(replica).get("master_port") == master.port
+                for replica in self.servers
+                if replica is not master and replica is not old
+            )
+
+        wait_for(promoted, "the promotion", timeout)
 
     def stop_replica(self) -> RedisServer:
         replica = self.replica()
@@ -190,10 +208,11 @@ class ClusterTopology:
         for node in self.nodes[1:]:
             with client(node) as conn:
                 conn.execute_command("CLUSTER", "MEET", "127.0.0.1", self.nodes[0].port, bus_port)
-        wait_for(self._ok, "the cluster to agree on its slots")
+        wait_for(self.ok, "the cluster to agree on its slots")
         return self
 
-    def _ok(self) -> bool:
+    def ok(self) -> bool:
+        """Every node says the cluster is ok and knows all the others."""
         for node in self.nodes:
             state = info_cluster(node)
             if state.get("cluster_state") != "ok" or state.get("cluster_known_nodes") != str(
