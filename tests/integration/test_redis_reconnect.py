@@ -61,8 +61,9 @@ async def answers(store: RedisStore, key: str) -> bool:
 async def test_a_redis_that_went_down_is_retried_with_backoff_and_logged_once(
     own_redis: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Redis stops: 200 concurrent requests fail at once (503); the 200 after them do not
-    even try (refused while reconnecting); one ERROR line for the outage. Redis starts
+    """Redis stops: 200 concurrent requests fail at once (503); of the 200 after them at
+    most one tries (a probe), the others are refused while reconnecting; one ERROR line for
+    the outage. Redis starts
     again: requests succeed within the backoff's cap, with one line saying so."""
     caplog.set_level(logging.INFO, "gateway.session")
     store = store_for(redis_url=own_redis.url)
@@ -78,7 +79,8 @@ async def test_a_redis_that_went_down_is_retried_with_backoff_and_logged_once(
         )
         assert time.monotonic() - started < 2.0
         assert all(isinstance(o, StoreError) for o in in_flight + after)
-        assert all("reconnecting" in str(o) for o in after)
+        tried = [o for o in after if "reconnecting" not in str(o)]
+        assert len(tried) <= 1  # one probe once the first backoff delay (25-50 ms) is over
         await asyncio.to_thread(own_redis.start)
         back = time.monotonic()
         while not await answers(store, "s:kept"):
