@@ -501,7 +501,8 @@ async def main() -> None:
     missing = [t for t in ("wrk", "redis-server") if shutil.which(t) is None]
     missing += [] if nginx else ["nginx"]
     if missing or nginx is None:
-        sys.exit(f"missing {' '.join(missing)}: run scripts/ensure-system-deps.sh wrk nginx redis-server")
+        needed = "wrk nginx redis-server"
+        sys.exit(f"missing {' '.join(missing)}: run scripts/ensure-system-deps.sh {needed}")
     use_curl = shutil.which("curl") is not None
 
     work = Path(tempfile.mkdtemp(prefix="hfgw-bench-"))
