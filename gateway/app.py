@@ -144,6 +144,7 @@ class Assembly:
     ) -> GatewayContext:
         """A context for ``config``; raises OSError / ValueError when the signing key
         file cannot be used (the caller refuses the configuration)."""
+        signer = self._signer_for(config)  # first: the one part that can fail
         provider = self._provider_for(config, previous)
         same_provider = previous is not None and provider is previous.provider
         ctx = GatewayContext(
@@ -151,7 +152,7 @@ class Assembly:
             access=AccessControl(config),
             sessions=self._sessions_for(config, previous),
             provider=provider,
-            signer=self._signer_for(config),
+            signer=signer,
             identity_headers=IdentityHeaders.from_config(
                 config.identity.headers,
                 config.identity.assertion.header,

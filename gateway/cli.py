@@ -140,8 +140,7 @@ def _run(args: argparse.Namespace) -> int:
     from gateway.serve import run
 
     configure_logging()
-    run(config, args.config)
-    return EXIT_OK
+    return run(config, args.config)
 
 
 def _demo(args: argparse.Namespace) -> int:

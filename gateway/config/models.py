@@ -53,6 +53,24 @@ class ServerConfig(BaseModel):
         description="A client connection that has begun a request must finish sending its "
         "head (request line and headers) within this time, or it is closed (slowloris)",
     )
+    drain_delay: Duration = Field(
+        default=5,
+        le=3600,
+        description="On SIGTERM, /_gateway/readyz answers 503 at once while the listener "
+        "keeps accepting for this long (so a load balancer stops sending traffic before the "
+        "port closes); 0 closes it at once",
+    )
+    shutdown_timeout: Duration = Field(
+        default=10,
+        le=3600,
+        description="After the listener closed, how long requests in flight may take to "
+        "finish before they are cut; websockets are closed with 1001 at its start",
+    )
+    watch_config: bool = Field(
+        default=True,
+        description="Reload when the config file or a policy file changes (polled every "
+        "second); SIGHUP reloads either way",
+    )
 
     @field_validator("listen")
     @classmethod

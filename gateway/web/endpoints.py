@@ -12,7 +12,7 @@ from aiohttp import web
 from gateway.errors import StoreError
 from gateway.web import login, pages, responses
 from gateway.web.caller import identify
-from gateway.web.context import GATEWAY_PREFIX, STATIC_PREFIX, GatewayContext
+from gateway.web.context import GATEWAY_PREFIX, LIVE, STATIC_PREFIX, GatewayContext
 
 Handler = Callable[[web.Request, GatewayContext], Awaitable[web.StreamResponse]]
 
@@ -67,8 +67,14 @@ async def healthz(request: web.Request, ctx: GatewayContext) -> web.StreamRespon
 
 
 async def readyz(request: web.Request, ctx: GatewayContext) -> web.StreamResponse:
-    """Ready when the store answers and the provider's metadata has loaded."""
-    del request
+    """Ready when the store answers and the provider's metadata has loaded; 503 from
+    the moment a stop begins (a load balancer takes the process out while it drains)."""
+    if request.app[LIVE].draining:
+        return web.json_response(
+            {"status": "draining", "checks": {}},
+            status=503,
+            headers={"Cache-Control": "no-store"},
+        )
     checks: dict[str, str] = {}
     try:
         await ctx.sessions.store.ping()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -64,6 +65,7 @@ class GatewayProcess:
                 "listen": f"127.0.0.1:{self.port}",
                 "public_url": self.url,
                 "metrics_listen": f"127.0.0.1:{self.metrics_port}" if metrics else None,
+                "drain_delay": 0,  # a test that stops a gateway waits for no load balancer
                 **(server or {}),
             },
             "provider": {
@@ -103,7 +105,24 @@ class GatewayProcess:
         assert self.metrics_port is not None, "started without metrics=True"
         return f"http://127.0.0.1:{self.metrics_port}/metrics"
 
-    async def start(self) -> None:
+    def write_config(self, config: dict[str, Any]) -> None:
+        """Replace the config file in one rename (a reload never reads half of it)."""
+        scratch = self.config_path.with_suffix(".tmp")
+        scratch.write_text(yaml.safe_dump(config))
+        scratch.replace(self.config_path)
+
+    def read_config(self) -> dict[str, Any]:
+        loaded: dict[str, Any] = yaml.safe_load(self.config_path.read_text())
+        return loaded
+
+    def signal(self, signum: signal.Signals) -> None:
+        assert self.process is not None, "not started"
+        self.process.send_signal(signum)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    async def start(self, *, ready_within: float = 10.0) -> None:
         env = {**os.environ, "TEST_CLIENT_SECRET": CLIENT_SECRET}
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
@@ -113,7 +132,7 @@ class GatewayProcess:
                 env=env,
             )
         async with aiohttp.ClientSession() as http:
-            for _ in range(200):
+            for _ in range(int(ready_within / 0.05)):
                 if self.process.poll() is not None:
                     break
                 try:
