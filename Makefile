@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint format system-deps check-examples bench docs clean
+.PHONY: demo test lint format system-deps check-examples bench bench-routing docs clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -53,6 +53,10 @@ docs: $(STAMP)
 bench: $(STAMP)
 	@scripts/ensure-system-deps.sh wrk nginx redis-server curl
 	$(PY) benchmarks/throughput.py
+
+## bench-routing: route lookup with 3, 100 and 1,000 routes; fails when 1,000 cost over 2x of 3
+bench-routing: $(STAMP)
+	$(PY) benchmarks/routing_scale.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

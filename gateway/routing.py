@@ -168,12 +168,97 @@ class RouteLike(Protocol):
 
 R = TypeVar("R", bound=RouteLike)
 
+Ranked = tuple[int, R]
+"""A route and its rank: the lower, the more specific (its place in the precedence order)."""
+
+
+class _PrefixIndex(Generic[R]):
+    """Routes by their path prefix without trailing slashes ("" for ``/``), each prefix
+    mapped to its best-ranked route."""
+
+    __slots__ = ("by_prefix", "_depth")
+
+    def __init__(self) -> None:
+        self.by_prefix: dict[str, Ranked[R]] = {}
+        self._depth = 0
+        """The most slashes in a prefix: a longer part of a path cannot be one."""
+
+    def add(self, prefix: str, ranked: Ranked[R]) -> None:
+        self.by_prefix.setdefault(prefix, ranked)  # added in rank order: the first stays
+        self._depth = max(self._depth, prefix.count("/"))
+
+    def best(self, path: str) -> Ranked[R] | None:
+        """The best-ranked route whose prefix covers ``path`` (see ``path_under``).
+
+        The prefixes that do are "", the parts of ``path`` before each '/', and ``path``
+        itself: one dict look-up each, from the shortest, up to the deepest prefix there
+        is, whatever the number of routes.
+        """
+        index = self.by_prefix
+        best = index.get("")
+        slashes = 0  # in path[:end]
+        end = path.find("/")
+        while end != -1:
+            if end:  # path[:0] is "", looked up already
+                if slashes > self._depth:
+                    return best
+                found = index.get(path[:end])
+                if found is not None and (best is None or found[0] < best[0]):
+                    best = found
+            slashes += 1
+            end = path.find("/", end + 1)
+        if slashes <= self._depth:
+            found = index.get(path)
+            if found is not None and (best is None or found[0] < best[0]):
+                best = found
+        return best
+
+
+class _HostRoutes(Generic[R]):
+    """The routes of one host pattern (or of no host), indexed by path prefix."""
+
+    __slots__ = ("first", "_sensitive", "_insensitive", "_all_folded")
+
+    def __init__(self) -> None:
+        self.first = -1
+        """The best rank among these routes: none of them can beat a route ranked above."""
+        self._sensitive: _PrefixIndex[R] = _PrefixIndex()
+        self._insensitive: _PrefixIndex[R] = _PrefixIndex()
+        """Routes marked case_insensitive, by lower-cased prefix."""
+        self._all_folded: _PrefixIndex[R] = _PrefixIndex()
+        """Every route by lower-cased prefix, for ``match(fold=True)``."""
+
+    def add(self, ranked: Ranked[R]) -> None:
+        if self.first < 0:
+            self.first = ranked[0]
+        route = ranked[1]
+        folded = route.path.lower().rstrip("/")
+        self._all_folded.add(folded, ranked)
+        if route.case_insensitive:
+            self._insensitive.add(folded, ranked)
+        else:
+            self._sensitive.add(route.path.rstrip("/"), ranked)
+
+    def best(self, path: str, folded: str, fold: bool) -> Ranked[R] | None:
+        if fold:
+            return self._all_folded.best(folded)
+        best = self._sensitive.best(path) if self._sensitive.by_prefix else None
+        if self._insensitive.by_prefix:
+            found = self._insensitive.best(folded)
+            if found is not None and (best is None or found[0] < best[0]):
+                best = found
+        return best
+
 
 class RouteTable(Generic[R]):
     """Chooses a route by host, then by the longest path prefix.
 
-    An exact host beats a wildcard host (the longer suffix first), which beats routes
-    without a host; among those, the longest matching path prefix wins.
+    Precedence: an exact host beats a wildcard host (the longer pattern first), which
+    beats routes without a host; among those, the longest matching path prefix wins, and
+    config order among equals. That order ranks every route once; a request looks up
+    only the routes of its own host, its wildcard suffixes and no host, each through a
+    prefix index, and takes the best-ranked match: the cost follows the host's labels and
+    the path's segments, not the number of routes.
     """
 
     def __init__(self, routes: Iterable[R]) -> None:
@@ -182,9 +267,13 @@ class RouteTable(Generic[R]):
         ]
         # Most specific first, config order among equals.
         ranked.sort(key=lambda item: (-item[0][0], -item[0][1], -item[1], item[2]))
-        self._routes: tuple[R, ...] = tuple(item[3] for item in ranked)
-        self._folded = tuple(r.path.lower() for r in self._routes)
-        self._any_insensitive = any(r.case_insensitive for r in self._routes)
+        self._exact: dict[str, _HostRoutes[R]] = {}
+        self._wildcard: dict[str, _HostRoutes[R]] = {}
+        """By suffix with its leading dot: "*.example.com" is ".example.com"."""
+        self._any_host: _HostRoutes[R] = _HostRoutes()
+        for rank, (_, _, _, route) in enumerate(ranked):
+            self._routes_of(route.host).add((rank, route))
+        self._any_insensitive = any(item[3].case_insensitive for item in ranked)
 
     @staticmethod
     def _host_rank(host: str | None) -> tuple[int, int]:
@@ -194,6 +283,14 @@ class RouteTable(Generic[R]):
             return (1, len(host))
         return (2, len(host))
 
+    def _routes_of(self, host: str | None) -> _HostRoutes[R]:
+        if host is None:
+            return self._any_host
+        pattern = host.lower().rstrip(".")  # as host_matches reads it
+        if pattern.startswith("*."):
+            return self._wildcard.setdefault(pattern[1:], _HostRoutes())
+        return self._exact.setdefault(pattern, _HostRoutes())
+
     def match(self, host: str, path: str, *, fold: bool = False) -> R | None:
         """The route for a normalised host and ``NormalPath.match``, or None.
 
@@ -201,15 +298,29 @@ class RouteTable(Generic[R]):
         compares every route that way (the reading of an upstream that ignores case).
         """
         folded = path.lower() if fold or self._any_insensitive else path
-        for route, route_folded in zip(self._routes, self._folded, strict=True):
-            if route.host is not None and not host_matches(route.host, host):
-                continue
-            if fold or route.case_insensitive:
-                if path_under(folded, route_folded):
-                    return route
-            elif path_under(path, route.path):
-                return route
-        return None
+        # The groups that cover the host, in about their rank order: its exact host, its
+        # wildcard suffixes from the longest, no host. A group whose best rank is below
+        # the match in hand is skipped.
+        best: Ranked[R] | None = None
+        routes = self._exact.get(host)
+        if routes is not None:
+            best = routes.best(path, folded, fold)
+        if self._wildcard:
+            # "*.suffix" covers a host that ends in ".suffix" after at least one character.
+            dot = host.find(".", 1)
+            while dot != -1:
+                routes = self._wildcard.get(host[dot:])
+                if routes is not None and (best is None or routes.first < best[0]):
+                    found = routes.best(path, folded, fold)
+                    if found is not None and (best is None or found[0] < best[0]):
+                        best = found
+                dot = host.find(".", dot + 1)
+        routes = self._any_host
+        if routes.first >= 0 and (best is None or routes.first < best[0]):
+            found = routes.best(path, folded, fold)
+            if found is not None and (best is None or found[0] < best[0]):
+                best = found
+        return best[1] if best is not None else None
 
 
 class RedirectPolicy:
