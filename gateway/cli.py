@@ -65,13 +65,27 @@ def _parser() -> argparse.ArgumentParser:
     demo.set_defaults(handler=_demo)
 
     check = verbs.add_parser("check-config", help="validate a configuration file")
-    check.add_argument("file", help="path to gateway.yaml")
-    check.set_defaults(handler=_check_config)
+    check.add_argument(
+        "file", nargs="?", default=_config_env(), help="path to gateway.yaml (or HF_GATEWAY_CONFIG)"
+    )
+    check.set_defaults(handler=_check_config, usage_error=check.error)
+
+    health = verbs.add_parser(
+        "healthcheck", help="exit 0 when the gateway at server.listen answers (for HEALTHCHECK)"
+    )
+    health.add_argument("-c", "--config", default=_config_env(), help="path to gateway.yaml")
+    health.add_argument(
+        "--ready", action="store_true", help="ask /_gateway/readyz instead of /_gateway/healthz"
+    )
+    health.add_argument("--timeout", type=float, default=2.0, help="seconds (default 2)")
+    health.set_defaults(handler=_healthcheck)
 
     explain = verbs.add_parser(
         "explain", help="which route matches a URL and why its policy allows or denies"
     )
-    explain.add_argument("-c", "--config", required=True, help="path to gateway.yaml")
+    explain.add_argument(
+        "-c", "--config", default=_config_env(), help="path to gateway.yaml (or HF_GATEWAY_CONFIG)"
+    )
     explain.add_argument("url", help="absolute URL or path, e.g. https://tools.example.com/admin")
     explain.add_argument("--user", help="HF username (omit for an anonymous request)")
     explain.add_argument("--user-id", help="HF user id (sub); defaults to a made-up id")
@@ -97,7 +111,7 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("--token-role", help="HF access token role (read, write, fineGrained)")
     explain.add_argument("--method", default="GET", help="HTTP method (default GET)")
     explain.add_argument("--json", action="store_true", help="machine-readable output")
-    explain.set_defaults(handler=_explain)
+    explain.set_defaults(handler=_explain, usage_error=explain.error)
 
     sessions = verbs.add_parser("sessions", help="list or revoke sessions in the shared store")
     session_verbs = sessions.add_subparsers(title="actions", metavar="ACTION")
@@ -116,6 +130,11 @@ def _parser() -> argparse.ArgumentParser:
     schema = verbs.add_parser("schema", help="print the JSON Schema of the configuration")
     schema.set_defaults(handler=_schema)
     return parser
+
+
+def _config_env() -> str | None:
+    """HF_GATEWAY_CONFIG, the default of every verb that takes a configuration file."""
+    return os.environ.get("HF_GATEWAY_CONFIG") or None
 
 
 def _load(path: str, err: TextIO) -> GatewayConfig | None:
@@ -232,6 +251,8 @@ def _when(timestamp: float) -> str:
 
 
 def _check_config(args: argparse.Namespace) -> int:
+    if not args.file:  # argparse's own usage error (exit 2), as when FILE was required
+        args.usage_error("give FILE or set HF_GATEWAY_CONFIG")
     config = _load(args.file, sys.stderr)
     if config is None or not _signing_key_usable(config, args.file):
         return EXIT_USAGE
@@ -249,7 +270,34 @@ def _schema(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _healthcheck(args: argparse.Namespace) -> int:
+    """Exit 0 healthy, 1 anything else: Docker reserves 2, so a bad config is 1 here too."""
+    from gateway.healthcheck import (
+        HEALTH_PATH,
+        READY_PATH,
+        HealthcheckError,
+        listen_address,
+        probe,
+        probe_url,
+    )
+
+    if not args.config:
+        print("healthcheck: give -c FILE or set HF_GATEWAY_CONFIG", file=sys.stderr)
+        return EXIT_DENY
+    try:
+        listen = listen_address(args.config, os.environ)
+    except HealthcheckError as exc:
+        print(f"healthcheck: {exc}", file=sys.stderr)
+        return EXIT_DENY
+    url = probe_url(listen, READY_PATH if args.ready else HEALTH_PATH)
+    healthy, detail = probe(url, args.timeout)
+    print(f"healthcheck: {detail}", file=sys.stdout if healthy else sys.stderr)
+    return EXIT_OK if healthy else EXIT_DENY
+
+
 def _explain(args: argparse.Namespace) -> int:
+    if not args.config:
+        args.usage_error("give -c FILE or set HF_GATEWAY_CONFIG")
     config = _load(args.config, sys.stderr)
     if config is None:
         return EXIT_USAGE
