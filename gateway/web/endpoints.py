@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from gateway.errors import StoreError
-from gateway.web import login, pages, responses
+from gateway.web import forward_auth, login, pages, responses
 from gateway.web.caller import identify
 from gateway.web.context import GATEWAY_PREFIX, LIVE, STATIC_PREFIX, GatewayContext
 
@@ -114,6 +114,11 @@ ROUTES: dict[str, tuple[tuple[str, ...], Handler]] = {
     f"{GATEWAY_PREFIX}/login": (_GET, login.login),
     f"{GATEWAY_PREFIX}/callback": (_GET, login.callback),
     f"{GATEWAY_PREFIX}/logout": (("GET", "HEAD", "POST"), login.logout),
+    # Front proxies ask with GET; any method is answered the same (the original one is a header).
+    f"{GATEWAY_PREFIX}/auth": (
+        ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"),
+        forward_auth.auth,
+    ),
     f"{GATEWAY_PREFIX}/userinfo": (_GET, userinfo),
     f"{GATEWAY_PREFIX}/jwks.json": (_GET, jwks),
     f"{GATEWAY_PREFIX}/healthz": (_GET, healthz),

@@ -1,0 +1,119 @@
+"""One request judged: public path or policy, who is calling, the cross-site check.
+
+Both the proxy path (web/middleware) and forward-auth (web/forward_auth) can ask
+``judge``, so a front proxy asking about a request gets the answer the gateway would give
+had it received that request itself. Pure decision: the caller turns the verdict into a
+proxied request, a redirect, a 401/403, or a forward-auth answer.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from aiohttp import web
+
+from gateway.access import Access, Routed
+from gateway.config import RouteConfig
+from gateway.logs import escape_for_log
+from gateway.metrics import count_decision
+from gateway.web.caller import Caller, identify
+from gateway.web.context import GatewayContext
+
+log = logging.getLogger(__name__)
+
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+class Outcome(enum.Enum):
+    PUBLIC = "public"
+    """A public route or path: allowed, and nobody was identified."""
+    ALLOWED = "allowed"
+    UNAUTHENTICATED = "unauthenticated"
+    DENIED = "denied"
+    CROSS_SITE = "cross_site"
+    """Allowed by the policy, refused because it carries a session from another site."""
+    ANSWERED = "answered"
+    """Identifying the caller already produced the answer (503, 429, invalid token)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    outcome: Outcome
+    caller: Caller
+    access: Access | None = None
+    answer: web.Response | None = None
+    """The answer identify produced (Outcome.ANSWERED only)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Asked:
+    """The request being judged, as far as the decision reads it."""
+
+    method: str
+    host: str
+    """Normalised (normalize_host)."""
+    websocket: bool
+    origin: str | None
+    """The page origin the browser named (Origin, else Referer's), or None."""
+
+
+async def judge(request: web.Request, ctx: GatewayContext, routed: Routed, asked: Asked) -> Verdict:
+    """The decision for ``asked``, whose credentials (cookie, bearer token) ``request``
+    carries. Counted in the decision metrics; denials are logged."""
+    route = routed.route
+    now = datetime.fromtimestamp(ctx.clock(), UTC)
+    anonymous = ctx.access.decide_for("", routed, asked.method, None, now, asked.host)
+    if anonymous.decision.allowed:  # a public route or path: no identity is looked up
+        count_decision(route.name, "allow", anonymous.decision.reasons[0].code.value)
+        return Verdict(Outcome.PUBLIC, Caller(None), anonymous)
+    caller = await identify(request, ctx)
+    if isinstance(caller, web.Response):
+        return Verdict(Outcome.ANSWERED, Caller(None), answer=caller)
+    identity = caller.identity
+    if identity is None:
+        count_decision(route.name, "unauthenticated", "unauthenticated")
+        return Verdict(Outcome.UNAUTHENTICATED, caller)
+    access = ctx.access.decide_for(
+        caller.cache_key, routed, asked.method, identity, now, asked.host
+    )
+    first_reason = access.decision.reasons[0].code.value if access.decision.reasons else ""
+    if not access.decision.allowed:
+        count_decision(route.name, "deny", first_reason)
+        log.info(
+            "denied %s %s for %s: %s",
+            escape_for_log(asked.method),
+            escape_for_log(routed.forward),
+            escape_for_log(identity.username),
+            ",".join(r.code.value for r in access.decision.reasons),
+        )
+        return Verdict(Outcome.DENIED, caller, access)
+    count_decision(route.name, "allow", first_reason)
+    if caller.session is not None and not same_site(ctx, route, asked):
+        return Verdict(Outcome.CROSS_SITE, caller, access)
+    return Verdict(Outcome.ALLOWED, caller, access)
+
+
+def same_site(ctx: GatewayContext, route: RouteConfig, asked: Asked) -> bool:
+    """Unsafe methods and websocket upgrades with a session must come from our own origins
+    (scheme, host and port, all three) or one the route allows."""
+    if asked.method not in UNSAFE_METHODS and not asked.websocket:
+        return True
+    if asked.origin is None:
+        # Without SameSite=None the browser does not send our cookie cross-site at all.
+        return ctx.cookies.samesite != "None"
+    return ctx.access.same_site(asked.origin, route)
+
+
+def passed_access_token(ctx: GatewayContext, route: RouteConfig, caller: Caller) -> str:
+    """The provider token the upstream may see as X-Forwarded-Access-Token ("" if none)."""
+    passes = route.pass_access_token
+    if passes is None:
+        passes = ctx.config.identity.pass_access_token
+    if not passes:
+        return ""
+    if caller.session is not None:
+        return ctx.sessions.tokens(caller.session.record).access_token
+    return caller.token or ""
