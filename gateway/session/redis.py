@@ -394,8 +394,13 @@ class RedisStore:
         loop = asyncio.get_running_loop()
         last_heard = last_ping = loop.time()
         listening = False
+        task = asyncio.current_task()
         while True:
             message = await pubsub.get_message(timeout=HEARTBEAT)
+            if task is not None and task.cancelling():
+                # A cancel the client swallowed (its read timeout and our cancel can meet
+                # in one loop turn): stop now, not when a second cancel comes.
+                raise asyncio.CancelledError
             now = loop.time()
             if message is not None:
                 last_heard = now
