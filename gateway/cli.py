@@ -158,7 +158,7 @@ def _run(args: argparse.Namespace) -> int:
     from gateway.logs import configure_logging
     from gateway.serve import run
 
-    configure_logging()
+    configure_logging(config.logging)
     return run(config, args.config)
 
 
@@ -166,7 +166,7 @@ def _demo(args: argparse.Namespace) -> int:
     from gateway.devtools.demo import main as demo_main
     from gateway.logs import configure_logging
 
-    configure_logging()
+    configure_logging(fmt="text")
     return demo_main(args.port)
 
 

@@ -46,6 +46,7 @@ FORWARDING = frozenset(
         "x-original-url",
         "x-original-uri",
         "x-rewrite-url",
+        "x-request-id",  # the gateway's own request id goes upstream (docs/logs.md)
     }
 )
 """Headers that describe the original request; clients must not choose them upstream."""

@@ -29,7 +29,7 @@ from aiohttp import web
 from gateway import __version__
 from gateway.app import create_app
 from gateway.config import GatewayConfig
-from gateway.logs import AccessLogger, configure_logging
+from gateway.logs import ACCESS_LOGGER, FAULTS, AccessLogger, configure_logging
 from gateway.metrics_listener import start_metrics_listener
 from gateway.reload import Reloader
 from gateway.web.context import LIVE
@@ -113,7 +113,7 @@ def serve(config: GatewayConfig, config_path: str | Path, link: Connection | Non
 
 def worker_main(config: GatewayConfig, config_path: str, link: Connection) -> None:
     """The entry point of a worker process (the supervisor starts it with ``spawn``)."""
-    configure_logging()
+    configure_logging(config.logging)
     raise SystemExit(serve(config, config_path, link))
 
 
@@ -140,7 +140,11 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 async def _serve(config: GatewayConfig, config_path: Path, link: Connection | None) -> int:
     app = create_app(config)
     runner = web.AppRunner(
-        app, access_log_class=AccessLogger, shutdown_timeout=FINAL_GRACE, handle_signals=False
+        app,
+        access_log_class=AccessLogger,
+        access_log=logging.getLogger(ACCESS_LOGGER),
+        shutdown_timeout=FINAL_GRACE,
+        handle_signals=False,
     )
     await runner.setup()
     host, port = split_listen(config.server.listen)
@@ -196,6 +200,7 @@ async def _serve(config: GatewayConfig, config_path: Path, link: Connection | No
     for task in list(background):
         task.cancel()
     await drain(app, runner, server, reloader.config)
+    FAULTS.flush()  # the counts of faults still being summarised
     if stop_metrics is not None:
         await stop_metrics()
     if link is not None:

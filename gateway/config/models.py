@@ -477,6 +477,34 @@ def _check_config_path(value: str) -> str:
     return normal.match
 
 
+class LoggingConfig(BaseModel):
+    """How the gateway writes its log (docs/logs.md)."""
+
+    model_config = MODEL_CONFIG
+
+    format: Literal["json", "text"] = Field(
+        default="json", description="json: one JSON object per line; text: for a terminal"
+    )
+    level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", description="The lowest level written; HF_GATEWAY_LOG_LEVEL overrides it"
+    )
+    access: bool = Field(
+        default=True, description="One access line per request (logger gateway.access)"
+    )
+    audit: bool = Field(
+        default=True,
+        description="One audit line per access decision: who, which route, allow or deny, "
+        "the reason codes and the rule that decided (logger gateway.audit)",
+    )
+    fault_window: Duration = Field(
+        default=10,
+        ge=1,
+        le=3600,
+        description="A fault repeated within this window (the store down, the provider "
+        "unreachable) is logged once, then as one line with its count per window",
+    )
+
+
 class GatewayConfig(BaseModel):
     """The whole, validated configuration. Build it with parse_config or load_config."""
 
@@ -489,6 +517,7 @@ class GatewayConfig(BaseModel):
     policy_files: StrTuple = ()
     policies: dict[str, Policy] = Field(default_factory=dict)
     routes: tuple[RouteConfig, ...] = Field(min_length=1)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
 
     def policy_for(self, route: RouteConfig) -> Policy:
         """The policy object a route uses (named, built-in or inline)."""

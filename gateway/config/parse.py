@@ -13,6 +13,7 @@ from pydantic_core import ErrorDetails
 from gateway.config.models import (
     GatewayConfig,
     IdentityConfig,
+    LoggingConfig,
     ProviderConfig,
     RouteConfig,
     ServerConfig,
@@ -26,7 +27,9 @@ _SECTIONS: dict[str, type[BaseModel]] = {
     "provider": ProviderConfig,
     "session": SessionConfig,
     "identity": IdentityConfig,
+    "logging": LoggingConfig,
 }
+_OPTIONAL_SECTIONS = frozenset({"identity", "logging"})
 _TOP_KEYS = frozenset((*_SECTIONS, "policy_files", "policies", "routes"))
 
 M = TypeVar("M", bound=BaseModel)
@@ -47,7 +50,7 @@ def parse_config(raw: Any, *, policy_sources: Mapping[str, str] | None = None) -
             problems.append(f"{key}: unknown key")
     sections: dict[str, Any] = {}
     for key, model in _SECTIONS.items():
-        if key in raw or key != "identity":
+        if key in raw or key not in _OPTIONAL_SECTIONS:
             sections[key] = _validate(model, raw.get(key), key, problems)
     sources = policy_sources or {}
     policies = _parse_policies(raw.get("policies"), sources, problems)

@@ -15,6 +15,8 @@ from http import HTTPStatus
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
+from gateway.logs import REQUEST_ID_HEADER, begin_trace, current_trace, new_request_id
+
 log = logging.getLogger("gateway.http")
 
 
@@ -27,6 +29,9 @@ def _safe_handle_error(
 ) -> web.StreamResponse:
     """A fixed "status phrase" body; never the parser's message or a traceback."""
     del message
+    # A handler that raised has its request's trace; a request the parser refused gets one
+    # here, so its answer, this line and its access line share an id.
+    trace = current_trace() or begin_trace(new_request_id())
     log.info(
         "refused a malformed request from %s: %s %s",
         request.remote,
@@ -40,6 +45,7 @@ def _safe_handle_error(
     except ValueError:
         phrase = "Error"
     response = web.Response(status=status, text=f"{status} {phrase}\n", content_type="text/plain")
+    response.headers[REQUEST_ID_HEADER] = trace.id
     response.force_close()
     return response
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -23,7 +24,21 @@ from gateway.headers import (
     filter_request_headers,
     forwarding_headers,
 )
+from gateway.identity import Identity
+from gateway.logs import (
+    ACCESS_LOGGER,
+    REQUEST_ID_HEADER,
+    AuditOutcome,
+    audit,
+    audit_enabled,
+    begin_trace,
+    current_trace,
+    incoming_request_id,
+    log_fault,
+    new_request_id,
+)
 from gateway.metrics import count_decision, count_request
+from gateway.policy import Decision
 from gateway.routing import NormalPath, normalize_host, normalize_path, strip_path_prefix
 from gateway.session.model import TOUCH_INTERVAL, SessionRecord
 from gateway.web import endpoints, responses
@@ -46,9 +61,41 @@ UNROUTED_LABEL = "_unrouted"
 
 async def handle(request: web.Request) -> web.StreamResponse:
     """The single aiohttp handler for every path and method."""
-    response, route = await _answer(request, request[CONTEXT])
+    ctx = request[CONTEXT]
+    trace = begin_trace(_request_id(request, ctx))
+    response, route = await _answer(request, ctx)
+    trace.route = route
     count_request(route, request.method, response.status)
+    if isinstance(response, web.Response):  # the gateway's own answer, not sent yet
+        response.headers[REQUEST_ID_HEADER] = trace.id
+    # Relayed answers write the id themselves (relayed_answer.py), websockets before
+    # their 101 (proxy.py).
     return response
+
+
+def _request_id(request: web.Request, ctx: GatewayContext) -> str:
+    """A trusted proxy's X-Request-Id when it is well-formed, else a new one; a client's
+    own never counts (it could pick another request's id)."""
+    incoming = request.headers.get(REQUEST_ID_HEADER)
+    if incoming is not None and ctx.trusted.trusts(request.remote):
+        kept = incoming_request_id(incoming)
+        if kept is not None:
+            return kept
+    return new_request_id()
+
+
+def _audit(
+    route: RouteConfig,
+    outcome: AuditOutcome,
+    decision: Decision,
+    identity: Identity | None,
+) -> None:
+    if audit_enabled():
+        policy = route.policy if isinstance(route.policy, str) else "inline"
+        if identity is None:
+            audit(route.name, policy, outcome, decision)
+        else:
+            audit(route.name, policy, outcome, decision, identity.username, identity.sub)
 
 
 async def _answer(request: web.Request, ctx: GatewayContext) -> tuple[web.StreamResponse, str]:
@@ -104,6 +151,7 @@ async def _guarded(
     anonymous = ctx.access.decide_for("", routed, request.method, None, now, host)
     if anonymous.decision.allowed:  # a public route or path: no identity is looked up
         count_decision(route.name, "allow", anonymous.decision.reasons[0].code.value)
+        _audit(route, "allow", anonymous.decision, None)
         return await _forward(request, ctx, routed, path, query, Caller(None), "")
     caller = await identify(request, ctx)
     if isinstance(caller, web.Response):
@@ -111,22 +159,21 @@ async def _guarded(
     identity = caller.identity
     if identity is None:
         count_decision(route.name, "unauthenticated", "unauthenticated")
+        _audit(route, "unauthenticated", anonymous.decision, None)
         target = original_target(ctx, request, host, path, query)
         return responses.unauthenticated(request, ctx, target)
+    trace = current_trace()
+    if trace is not None:  # who made the request, for the access line
+        trace.user, trace.sub = identity.username, identity.sub
     access = ctx.access.decide_for(caller.cache_key, routed, request.method, identity, now, host)
     first_reason = access.decision.reasons[0].code.value if access.decision.reasons else ""
     if not access.decision.allowed:
         count_decision(route.name, "deny", first_reason)
-        log.info(
-            "denied %s %s for %s: %s",
-            request.method,
-            path.match,
-            identity.username,
-            ",".join(r.code.value for r in access.decision.reasons),
-        )
+        _audit(route, "deny", access.decision, identity)
         target = original_target(ctx, request, host, path, query)
         return responses.denied(request, ctx, access.decision, identity, target)
     count_decision(route.name, "allow", first_reason)
+    _audit(route, "allow", access.decision, identity)
     if caller.session is not None and not _same_site_request(request, ctx, route):
         return responses.error(
             request,
@@ -143,6 +190,13 @@ async def _guarded(
         elif caller.token is not None:
             access_token = caller.token
     return await _forward(request, ctx, routed, path, query, caller, access_token)
+
+
+def _access_log_on() -> bool:
+    return _ACCESS.isEnabledFor(logging.INFO)
+
+
+_ACCESS = logging.getLogger(ACCESS_LOGGER)
 
 
 def _passes_access_token(ctx: GatewayContext, route: RouteConfig) -> bool:
@@ -221,8 +275,15 @@ async def _forward(
         trusted=ctx.trusted,
     )
     headers.extend(forwarding_headers(chain, facts))
+    trace = current_trace()
+    if trace is not None:
+        headers.append((REQUEST_ID_HEADER, trace.id))
+        if facts.ip != request.remote:
+            trace.client = facts.ip
     target = strip_path_prefix(path.forward, route.path) if route.strip_prefix else path.forward
     host = request.host if route.preserve_host else None
+    timed = trace is not None and _access_log_on()
+    started = time.monotonic() if timed else 0.0
     try:
         if is_websocket(request):
             if not route.websockets:
@@ -243,7 +304,8 @@ async def _forward(
             request, ctx.upstream, route, target, query, headers, ctx.gateway_cookies, host
         )
     except UpstreamError as exc:
-        log.warning("upstream %s failed: %s", route.name, exc)
+        # One fault per route (route names are config-chosen, bounded), counted when it repeats.
+        log_fault(log, logging.WARNING, f"upstream {route.name} failed: %s", exc)
         if exc.status == 503:
             return responses.unavailable(
                 request, "The tool is busy; retry in a moment.", retry_after=exc.retry_after or 1
@@ -252,6 +314,9 @@ async def _forward(
         if exc.status == 400:
             return responses.error(request, 400, "bad_request", "Bad request", str(exc))
         return responses.error(request, exc.status, "upstream_error", title, str(exc))
+    finally:
+        if timed and trace is not None:
+            trace.upstream = time.monotonic() - started
 
 
 def _tunnel_opener(

@@ -26,6 +26,7 @@ from yarl import URL
 
 from gateway.config import RouteConfig
 from gateway.headers import Pair, RawPair, filter_response_headers
+from gateway.logs import REQUEST_ID_HEADER, current_request_id
 from gateway.metrics import observe_upstream
 from gateway.web.relayed_answer import RelayedAnswer
 from gateway.web.tunnels import Tunnel
@@ -218,8 +219,9 @@ def _raw_names(names: frozenset[str]) -> frozenset[bytes]:
     return frozenset(name.encode() for name in names)
 
 
-_FRAMED = frozenset({b"content-length"})
-_NOT_FRAMED: frozenset[bytes] = frozenset()
+_FRAMED = frozenset({b"content-length", b"x-request-id"})
+_NOT_FRAMED = frozenset({b"x-request-id"})
+"""Also dropped: the upstream's X-Request-Id (an answer carries the gateway's own)."""
 
 
 def _response_headers(answer: ResponseHead, drop_cookies: frozenset[bytes]) -> list[RawPair]:
@@ -355,6 +357,9 @@ async def forward_websocket(
         autoclose=False,
         max_msg_size=0,
     )
+    request_id = current_request_id()
+    if request_id is not None:  # on the 101 too (docs/logs.md)
+        downstream.headers[REQUEST_ID_HEADER] = request_id
     tunnel = Tunnel()
     unregister = open_tunnel(tunnel)
     try:

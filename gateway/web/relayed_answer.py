@@ -21,6 +21,7 @@ from aiohttp.abc import AbstractStreamWriter
 from aiohttp.http_writer import HttpVersion10, HttpVersion11, StreamWriter
 
 from gateway.headers import RawPair
+from gateway.logs import current_trace
 
 # The writer methods used here; checked once so an aiohttp that renamed them fails at
 # start-up instead of on the first request.
@@ -45,7 +46,8 @@ def _status_line(version: tuple[int, int], status: int, reason: bytes) -> bytes:
             except ValueError:
                 reason = b""
         line = b"HTTP/%d.%d %d %s\r\n" % (version[0], version[1], status, reason)
-        if len(_STATUS_LINES) < 4096:  # upstream reasons are free text: bound the memo
+        # Upstream reasons are free text: bound the memo by count and by length.
+        if len(_STATUS_LINES) < 4096 and len(reason) <= 64:
             _STATUS_LINES[key] = line
     return line
 
@@ -109,6 +111,9 @@ class RelayedAnswer(web.StreamResponse):
         parts = [_status_line(version, self.status, self._raw_reason)]
         for name, value in self._raw_headers:
             parts += (name, _SEPARATOR, value, _CRLF)
+        trace = current_trace()
+        if trace is not None:  # the request id (generated or checked: no CR/LF possible)
+            parts.append(b"X-Request-Id: " + trace.id.encode("ascii") + _CRLF)
         for added_name, added_value in self._headers.items():  # what a prepare hook added
             line = f"{added_name}: {added_value}"
             if "\r" in line or "\n" in line:

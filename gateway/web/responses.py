@@ -6,13 +6,13 @@ Browsers get pages (with a strict CSP); API, XHR and websocket clients get JSON.
 from __future__ import annotations
 
 import json
-import secrets
 from collections.abc import Sequence
 from urllib.parse import urlencode
 
 from aiohttp import web
 
 from gateway.identity import Identity
+from gateway.logs import current_request_id, new_request_id
 from gateway.policy import Decision, ReasonCode
 from gateway.routing import normalize_host
 from gateway.web import pages
@@ -35,11 +35,15 @@ REQUEST_ID = web.RequestKey("request_id", str)
 
 
 def request_id(request: web.Request) -> str:
-    """A short id for this request, shown on error pages and in logs."""
-    try:
+    """This request's id (gateway.logs: the trace the pipeline began), shown on error
+    pages and in JSON errors, returned as X-Request-Id and in every log line."""
+    rid = current_request_id()
+    if rid is not None:
+        return rid
+    try:  # outside the pipeline (a handler called on its own): an id of its own
         return request[REQUEST_ID]
     except KeyError:
-        value = secrets.token_hex(8)
+        value = new_request_id()
         request[REQUEST_ID] = value
         return value
 

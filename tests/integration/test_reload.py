@@ -207,7 +207,9 @@ async def test_every_worker_reloads_on_sighup_and_on_a_file_change_once(
 
 
 def _pids(lines: list[str]) -> set[int]:
-    return {int(found) for line in lines for found in re.findall(r"\[(\d+)\]", line)[:1]}
+    """The process ids of log lines, JSON (``"pid": N``) or text (``[N]``)."""
+    found = (re.findall(r'"pid": (\d+)|\[(\d+)\]', line)[:1] for line in lines)
+    return {int(json_pid or text_pid) for hit in found for json_pid, text_pid in hit}
 
 
 async def _get(http: aiohttp.ClientSession, url: str) -> tuple[int, str]:

@@ -1221,6 +1221,7 @@ def test_the_json_schema_is_json_with_every_section() -> None:
         "policy_files",
         "policies",
         "routes",
+        "logging",
     }
     assert set(schema["required"]) == {"server", "provider", "session", "routes"}
 
