@@ -12,9 +12,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-## system-deps: redis-server and chromium (installed with apt-get on Debian as root)
+## system-deps: redis-server, chromium, nginx and caddy (installed with apt-get on Debian as root)
 system-deps:
-	@scripts/ensure-system-deps.sh
+	@scripts/ensure-system-deps.sh redis-server chromium nginx caddy
 
 ## demo: fake Hugging Face, a sample upstream and the gateway; prints the URL to open
 demo: $(STAMP)

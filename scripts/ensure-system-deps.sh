@@ -3,11 +3,12 @@
 # of the same name), installing the missing ones with apt-get on Debian as root.
 # Without arguments: what `make test` runs for real, redis-server (session store tests,
 # also as Sentinel with `redis-server --sentinel` and as a Cluster, so nothing else from
-# Redis is needed) and chromium (browser tests). `make bench` asks for wrk, nginx, redis-server and curl.
+# Redis is needed), chromium (browser tests), nginx (with its auth_request module) and
+# caddy (the forward-auth tests put them in front of the gateway). `make bench` asks for wrk, nginx, redis-server and curl.
 set -euo pipefail
 
 wanted=("$@")
-[ ${#wanted[@]} -gt 0 ] || wanted=(redis-server chromium)
+[ ${#wanted[@]} -gt 0 ] || wanted=(redis-server chromium nginx caddy)
 
 missing=()
 for program in "${wanted[@]}"; do

@@ -1,0 +1,189 @@
+"""Real nginx with ``auth_request`` in front of the gateway and a tool, configured by
+docs/deploy/snippets/nginx.conf (the block docs/deploy/nginx.md shows).
+
+The browser only ever talks to nginx; nginx asks the gateway (``/_gateway/auth``) and
+proxies to the recording echo upstream itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import jwt
+import pytest
+
+from gateway.devtools.fake_hf import FakeHF
+from tests.support.front_proxies import FrontProxy, Nginx, browser_sign_in, running
+from tests.support.harness import API, BROWSER, GatewayHarness
+from tests.support.raw_http import RecordingUpstream, raw_request, recording_upstream
+from tests.support.redis_server import free_port
+
+ALICE_TOKEN = "hf_alice_demo_read_token"
+FORGED = {
+    "X-Forwarded-User": "admin",
+    "X-Forwarded-Groups": "acme",
+    "X-Gateway-Assertion": "forged.jwt.value",
+    "X-Forwarded-Access-Token": "hf_forged",
+}
+
+
+@pytest.fixture
+async def recorder() -> AsyncIterator[RecordingUpstream]:
+    async with recording_upstream() as running_upstream:
+        yield running_upstream
+
+
+def front_config(front: str) -> dict[str, Any]:
+    """The harness's routes, with nginx's origin as public_url and nginx trusted."""
+    return {"server": {"public_url": front, "trusted_proxies": ["127.0.0.1/32"]}}
+
+
+@pytest.fixture
+async def stack(
+    fake_hf: FakeHF, recorder: RecordingUpstream
+) -> AsyncIterator[tuple[FrontProxy, GatewayHarness]]:
+    """nginx on its own port in front of a started gateway and the recording tool."""
+    port = free_port()
+    front = f"http://127.0.0.1:{port}"
+    gateway = GatewayHarness(fake_hf, recorder.url, overrides=front_config(front))
+    await gateway.start()
+    tool_port = int(recorder.url.rsplit(":", 1)[1])
+    try:
+        async with running(Nginx(port, gateway_port=gateway.port, tool_port=tool_port)) as nginx:
+            yield nginx, gateway
+    finally:
+        await gateway.stop()
+
+
+def browser() -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+
+
+def echoed(body: dict[str, Any]) -> dict[str, str]:
+    return {k.lower(): v for k, v in body["headers"]}
+
+
+async def test_alice_signs_in_through_nginx_and_the_tool_sees_her_identity(
+    stack: tuple[FrontProxy, GatewayHarness], fake_hf: FakeHF, recorder: RecordingUpstream
+) -> None:
+    """A browser asks nginx for a page, is sent to the sign-in page behind nginx, signs in,
+    and the tool then receives her identity headers and an assertion that verifies with
+    the JWKS (aud = the route), and never the session cookie."""
+    nginx, _ = stack
+    async with browser() as http:
+        sign_in = await browser_sign_in(http, nginx.url, fake_hf, "alice", "/api/echo?x=1")
+        assert "rd=%2Fapi%2Fecho%3Fx%3D1" in sign_in
+        recorder.seen.clear()
+        async with http.get(
+            f"{nginx.url}/api/echo", headers={**API, "Cookie": "theme=dark"}
+        ) as response:
+            assert response.status == 200
+            headers = echoed(await response.json())
+        async with http.get(f"{nginx.url}/_gateway/jwks.json") as response:
+            jwks = await response.json()
+    assert headers["x-forwarded-user"] == "alice"
+    assert headers["x-forwarded-user-id"] == "3f501019b1460301dacf1e59"
+    assert headers["x-forwarded-groups"] == "acme,hf-tools"
+    assert headers["x-forwarded-email"] == "alice@example.com"
+    token = headers["x-gateway-assertion"]
+    key = jwt.PyJWKSet.from_dict(jwks)[jwt.get_unverified_header(token)["kid"]]
+    claims = jwt.decode(token, key, algorithms=["ES256"], audience="tool", issuer=nginx.url)
+    assert claims["preferred_username"] == "alice"
+    assert "hf_gateway=" not in headers.get("cookie", "")
+    assert "theme=dark" in headers.get("cookie", "")
+    assert len(recorder.seen) == 1  # nginx proxied once; the gateway made no hop
+
+
+async def test_bob_is_refused_on_the_write_only_location_and_let_in_on_a_signed_in_one(
+    stack: tuple[FrontProxy, GatewayHarness], fake_hf: FakeHF, recorder: RecordingUpstream
+) -> None:
+    """The original URI decides: /writers needs write in acme (bob has read): 403, and the
+    tool saw nothing; / needs a signed-in user: 200 as bob."""
+    nginx, _ = stack
+    async with browser() as http:
+        await browser_sign_in(http, nginx.url, fake_hf, "bob", "/")
+        recorder.seen.clear()
+        async with http.get(f"{nginx.url}/writers/api/echo", headers=API) as response:
+            assert response.status == 403
+        assert recorder.seen == []
+        async with http.get(f"{nginx.url}/api/echo", headers=API) as response:
+            assert response.status == 200
+            assert echoed(await response.json())["x-forwarded-user"] == "bob"
+
+
+async def test_anonymous_api_clients_get_401_and_token_holders_get_in(
+    stack: tuple[FrontProxy, GatewayHarness], recorder: RecordingUpstream
+) -> None:
+    """No redirect for an API client: 401 JSON with the sign-in URL and WWW-Authenticate,
+    nothing proxied; the twin with alice's Hugging Face token reaches the tool as alice."""
+    nginx, _ = stack
+    async with aiohttp.ClientSession() as http:
+        async with http.get(
+            f"{nginx.url}/api/echo", headers=API, allow_redirects=False
+        ) as response:
+            assert response.status == 401
+            body = await response.json(content_type=None)
+            assert response.headers["WWW-Authenticate"].startswith("Bearer")
+        assert body["error"] == "unauthenticated"
+        assert body["login_url"].startswith(f"{nginx.url}/_gateway/sign_in?rd=")
+        assert recorder.seen == []
+        async with http.get(
+            f"{nginx.url}/api/echo",
+            headers={**API, "Authorization": f"Bearer {ALICE_TOKEN}"},
+        ) as response:
+            assert response.status == 200
+            assert echoed(await response.json())["x-forwarded-user"] == "alice"
+
+
+async def test_a_browser_gets_the_sign_in_redirect_and_public_paths_pass(
+    stack: tuple[FrontProxy, GatewayHarness], recorder: RecordingUpstream
+) -> None:
+    """Anonymous: a navigation to a protected page is a 302 to the sign-in page; a public
+    path is proxied, with no identity."""
+    nginx, _ = stack
+    async with aiohttp.ClientSession() as http:
+        async with http.get(
+            f"{nginx.url}/dash", headers=BROWSER, allow_redirects=False
+        ) as response:
+            assert response.status == 302
+            assert response.headers["Location"] == f"{nginx.url}/_gateway/sign_in?rd=%2Fdash"
+        async with http.get(f"{nginx.url}/public/api/echo", headers=API) as response:
+            assert response.status == 200  # proxied
+    assert recorder.paths() == ["/public/api/echo"]
+    assert "x-forwarded-user" not in {k.lower() for k, _ in recorder.seen[0].headers}
+
+
+async def test_forged_identity_and_forwarding_headers_never_reach_the_tool(
+    stack: tuple[FrontProxy, GatewayHarness], fake_hf: FakeHF, recorder: RecordingUpstream
+) -> None:
+    """A client's identity headers are replaced (or dropped when the gateway's value is
+    empty) and its X-Forwarded-Uri / X-Original-URL cannot change the URI judged: /admin
+    with a forged public URI is still refused. The twin, alice signed in, passes as alice."""
+    nginx, gateway = stack
+    forged_uri = {"X-Forwarded-Uri": "/public/x", "X-Original-URL": f"{nginx.url}/public/x"}
+    async with aiohttp.ClientSession() as http:
+        async with http.get(
+            f"{nginx.url}/public/x", headers={**API, **FORGED}, allow_redirects=False
+        ) as response:
+            assert response.status == 200  # proxied, as a public path
+        seen = {k.lower(): v for k, v in recorder.seen[-1].headers}
+        assert not {name.lower() for name in FORGED} & set(seen)
+        async with http.get(
+            f"{nginx.url}/admin/x", headers={**API, **forged_uri}, allow_redirects=False
+        ) as response:
+            assert response.status == 401
+    assert recorder.paths() == ["/public/x"]
+    async with browser() as http:
+        await browser_sign_in(http, nginx.url, fake_hf, "alice", "/")
+        async with http.get(f"{nginx.url}/api/echo", headers={**API, **FORGED}) as response:
+            headers = echoed(await response.json())
+    assert headers["x-forwarded-user"] == "alice"
+    assert headers["x-forwarded-groups"] == "acme,hf-tools"
+    assert headers["x-gateway-assertion"] != FORGED["X-Gateway-Assertion"]
+    assert headers.get("x-forwarded-access-token") != FORGED["X-Forwarded-Access-Token"]
+    # Clients cannot call the internal auth location through nginx.
+    direct = await raw_request(nginx.port, "/_gateway/auth", [("X-Forwarded-Uri", "/")])
+    assert direct.status == 404
+    assert (await raw_request(gateway.port, "/_gateway/healthz")).status == 200
