@@ -24,7 +24,8 @@ ROOT = Path(__file__).resolve().parent.parent
 GUIDES = ROOT / "docs" / "deploy"
 SNIPPETS = GUIDES / "snippets"
 _BLOCK = re.compile(
-    r"(<!-- snippet: (?P<name>[\w.-]+) -->\n```(?P<lang>\w*)\n)(?P<body>.*?)(```\n<!-- /snippet -->)",
+    r"(<!-- snippet: (?P<name>[\w.-]+) -->\n```(?P<lang>\w*)\n)"
+    r"(?P<body>.*?)(```\n<!-- /snippet -->)",
     re.S,
 )
 
