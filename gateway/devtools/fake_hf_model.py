@@ -131,6 +131,8 @@ class FakeSettings:
     whoami_rate_limited: bool = False
     require_pkce: bool = False
     userinfo_status: int | None = None
+    token_status: int | None = None
+    """Answer ``/oauth/token`` with this status instead (429 with HF's RateLimit headers)."""
 
     refresh_expires_in: int = 90 * 86400
     code_expires_in: int = 600

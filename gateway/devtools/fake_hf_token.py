@@ -19,6 +19,7 @@ from urllib.parse import unquote_plus
 
 from aiohttp import hdrs, web
 
+from gateway.devtools.fake_hf_api import RATE_LIMIT_HEADERS
 from gateway.devtools.fake_hf_model import FakeClient
 from gateway.devtools.fake_hf_state import STATE_KEY, ProviderState
 from gateway.devtools.fake_hf_tokens import Grant, pkce_matches
@@ -278,6 +279,11 @@ async def token_endpoint(request: web.Request) -> web.Response:
             "form": {k: v for k, v in form.items() if k not in _NOT_RECORDED},
         }
     )
+    forced = state.settings.token_status
+    if forced is not None:  # before the grant is looked at: nothing is spent
+        log.info("token %s by %s: forced %d", grant_type, creds.client_id, forced)
+        headers = {**NO_STORE, **(RATE_LIMIT_HEADERS if forced == 429 else {})}
+        return web.json_response({"error": "rate_limited"}, status=forced, headers=headers)
     try:
         body = _dispatch(state, request, form, creds, grant_type)
     except OAuthError as exc:

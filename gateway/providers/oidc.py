@@ -220,12 +220,16 @@ class OIDCProvider:
             ) as response:
                 body = await _json_body(response)
                 status = response.status
+                retry_after = retry_after_seconds(response.headers) if status == 429 else 0
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise ProviderUnavailable(f"token endpoint unreachable: {type(exc).__name__}") from exc
         if status >= 500:
             raise ProviderUnavailable(f"token endpoint answered {status}")
         if status == 429:
+            # For now, not for good: the code or refresh token was not spent, so the
+            # login can be retried and the session lives on (503 with Retry-After).
             RATE_LIMITED["token"].inc()
+            raise ProviderRateLimited("the token endpoint is rate limited", retry_after)
         if status != 200 or not isinstance(body.get("access_token"), str):
             error = str(body.get("error") or f"http_{status}")
             log.info("token request refused: %s", error)

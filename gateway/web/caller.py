@@ -13,6 +13,7 @@ from aiohttp import web
 from gateway.errors import ProviderError, ProviderRateLimited, StoreError
 from gateway.headers import client_facts, cookie_value
 from gateway.identity import Identity
+from gateway.logs import log_fault
 from gateway.session.manager import LoadedSession
 from gateway.web import responses
 from gateway.web.bearer import (
@@ -88,18 +89,20 @@ async def identify(request: web.Request, ctx: GatewayContext) -> Caller | web.Re
             "Too many new tokens are being checked right now; retry later.",
             retry_after=exc.retry_after,
         )
-    except StoreError as exc:
-        log.error("session store unavailable: %s", exc)
+    except StoreError as exc:  # one line per outage, then counts (not one per request)
+        log_fault(log, logging.ERROR, "session store unavailable: %s", exc)
         return responses.unavailable(request, "The session store is unavailable.")
     except ProviderRateLimited as exc:
-        log.warning("provider rate limited token checks for %ss", exc.retry_after)
+        log_fault(
+            log, logging.WARNING, "provider rate limited token checks for %ss", exc.retry_after
+        )
         return responses.unavailable(
             request,
-            "Hugging Face is rate limiting token checks; retry later.",
+            "Hugging Face is rate limiting the gateway; retry later.",
             retry_after=exc.retry_after,
         )
     except ProviderError as exc:
-        log.error("identity provider unavailable: %s", exc)
+        log_fault(log, logging.ERROR, "identity provider unavailable: %s", exc)
         return responses.unavailable(
             request, "Hugging Face could not be reached to check your access."
         )

@@ -257,6 +257,22 @@ async def test_a_callback_carried_to_another_browser_is_refused(
         assert jar_cookie(victim) is not None
 
 
+async def test_a_rate_limited_code_exchange_can_be_tried_again(
+    gateway: GatewayHarness, alice: FakeHF
+) -> None:
+    """A 429 from the token endpoint is a 503 (try again), not a failed login: the code
+    was not spent, and the same callback then signs in (the refused twin is below)."""
+    async with gateway.browser() as http:
+        callback = await login_url(http, gateway)
+        alice.settings.token_status = 429
+        answer = await visit(http, callback, API)
+        assert answer.status == 503
+        assert jar_cookie(http) is None
+        alice.settings.token_status = None
+        assert (await visit(http, callback)).status == 302
+        assert jar_cookie(http) is not None
+
+
 async def test_a_replayed_code_is_refused(gateway: GatewayHarness, alice: FakeHF) -> None:
     """An authorization code already redeemed, sent with a fresh state, fails at the
     provider (invalid_grant) and no session is created."""

@@ -428,6 +428,26 @@ async def test_a_rotated_refresh_token_is_kept_even_when_userinfo_then_fails(
     assert len(sent) == 2 and len(set(sent)) == 2
 
 
+async def test_a_rate_limited_refresh_keeps_the_session(launch: Launch, fake_hf: FakeHF) -> None:
+    """A 429 from the token endpoint is for now, not for good: the request gets 503 with
+    HF's wait as Retry-After, the session lives on, and the next refresh (with the same,
+    unspent refresh token) signs nobody out. The twin of the rejected refresh below."""
+    fake_hf.settings.expires_in = 2
+    gateway = await launch({"session": {"revalidate_after": REVALIDATE}})
+    async with gateway.browser() as http:
+        await gateway.sign_in(http, "alice")
+        cookie = gateway.session_cookie(http)
+    start = len(fake_hf.token_requests)
+    await asyncio.sleep(PAST_REVALIDATION)
+    fake_hf.settings.token_status = 429
+    code, body, headers = await fetch(gateway.url + ECHO, cookie)
+    assert (code, body["error"], headers["Retry-After"]) == (503, "unavailable", "60")
+    fake_hf.settings.token_status = None
+    assert await status(gateway.url + ECHO, cookie) == 200
+    sent = [r["form"]["refresh_token"] for r in refreshes_since(fake_hf, start)]
+    assert len(sent) == 2 and sent[0] == sent[1]  # the throttled one was not spent
+
+
 async def test_a_rejected_refresh_token_ends_the_session(launch: Launch, fake_hf: FakeHF) -> None:
     """When HF answers invalid_grant to a refresh, the user is signed out (not let through)."""
     fake_hf.settings.expires_in = 2
