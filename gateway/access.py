@@ -22,8 +22,14 @@ from gateway.routing import (
     path_under,
 )
 
-MEMO_ENTRIES = 65_536
-"""Remembered routings and decisions per process (then forgotten all at once)."""
+MEMO_ENTRIES = 16_384
+"""Remembered routings and decisions per process (then forgotten all at once). A decision
+keeps its Identity alive (about 2.7 KiB with three orgs) after the warm cache let it go:
+16,384 bound the decisions to about 50 MiB at worst (docs/architecture.md, memory)."""
+MEMO_KEY_CHARS = 512
+"""Requests whose host, path and method together are longer are routed and judged afresh
+each time, not remembered: the keys are the client's strings, and 65,536 of 16 KiB hosts
+would hold a gigabyte (docs/architecture.md, memory)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,9 +98,10 @@ class AccessControl:
         if key in self._routed:
             return self._routed[key]
         found = self._readings(host, path)
-        if len(self._routed) >= MEMO_ENTRIES:
-            self._routed.clear()
-        self._routed[key] = found
+        if len(host) + len(path.forward) <= MEMO_KEY_CHARS:
+            if len(self._routed) >= MEMO_ENTRIES:
+                self._routed.clear()
+            self._routed[key] = found
         return found
 
     def _readings(self, host: str, path: NormalPath) -> Routed | None:
@@ -177,7 +184,8 @@ class AccessControl:
         if entry is not None and entry[0] is identity:
             return entry[1]
         access = self.judge(routed, method, identity, now, host)
-        if len(self._memo) >= MEMO_ENTRIES:
-            self._memo.clear()
-        self._memo[key] = (identity, access)
+        if len(host) + len(routed.forward) + len(method) <= MEMO_KEY_CHARS:
+            if len(self._memo) >= MEMO_ENTRIES:
+                self._memo.clear()
+            self._memo[key] = (identity, access)
         return access

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable
 import aiohttp
 from aiohttp import web
 
+from gateway import metrics
 from gateway.access import AccessControl
 from gateway.assertion import (
     AssertionSigner,
@@ -308,7 +309,9 @@ def warm_cache_for(config: GatewayConfig, store: SessionStore) -> WarmCache[Load
     The memory store is in-process already; a cache there would only add staleness.
     """
     if config.session.warm_cache and isinstance(store, InvalidationSource):
-        return WarmCache()
+        return WarmCache(
+            max_bytes=config.session.warm_cache_max_bytes, report=metrics.count_warm_cache
+        )
     return None
 
 

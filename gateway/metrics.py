@@ -396,8 +396,19 @@ WARM_CACHE = Counter(
 )
 """Once per warm-session cache lookup (redis store with ``session.warm_cache``):
 ``hit`` (served from memory, no Redis round trip) or ``miss``. The hit ratio is
-hit / (hit + miss)."""
+hit / (hit + miss). Added in batches: a process adds its hits at its next miss (an
+increment costs more than a hit), so a process that went idle may hold back the last
+second's hits until traffic resumes."""
 WARM_CACHE_BY_RESULT: Mapping[str, Counter] = {r: WARM_CACHE.labels(r) for r in CACHE_RESULTS}
+
+
+def count_warm_cache(hits: int, misses: int) -> None:
+    """Add a batch of warm-cache lookups (gateway.session.cache.WarmCache's ``report``)."""
+    if hits:
+        WARM_CACHE_BY_RESULT["hit"].inc(hits)
+    if misses:
+        WARM_CACHE_BY_RESULT["miss"].inc(misses)
+
 
 # --------------------------------------------------------------------------- configuration
 

@@ -7,7 +7,6 @@ gateway can read a path differently. Paths it cannot read one way only are refus
 
 from __future__ import annotations
 
-import functools
 import string
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -39,8 +38,29 @@ class NormalPath:
     match: str
 
 
-@functools.lru_cache(maxsize=8192)  # pure, and the same few paths come again and again
+NORMAL_PATHS = 8192
+"""Normalised paths remembered per process (pure, and the same few paths come again and
+again), then forgotten all at once."""
+MEMO_PATH_CHARS = 512
+"""Longer paths are normalised afresh each time rather than remembered: a client choosing
+8 KiB paths cannot make the memo hold 8192 of them (docs/architecture.md, memory)."""
+_normal_paths: dict[str, NormalPath] = {}
+
+
 def normalize_path(raw: str) -> NormalPath:
+    """Normalise the path of a request target (without its query string), remembered."""
+    found = _normal_paths.get(raw)
+    if found is not None:
+        return found
+    found = _normalize_path(raw)
+    if len(raw) <= MEMO_PATH_CHARS:
+        if len(_normal_paths) >= NORMAL_PATHS:
+            _normal_paths.clear()
+        _normal_paths[raw] = found
+    return found
+
+
+def _normalize_path(raw: str) -> NormalPath:
     """Normalise the path of a request target (without its query string).
 
     Percent-escapes of unreserved characters are decoded, other escapes upper-cased,

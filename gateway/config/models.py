@@ -196,6 +196,14 @@ class SessionConfig(BaseModel):
         description="Keep sessions read in the last second in memory (redis store only); "
         "every replica drops them at once on logout or change (Redis pub/sub)",
     )
+    warm_cache_max_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=1024 * 1024,
+        le=16 * 1024 * 1024 * 1024,
+        description="Memory budget of each process's warm cache, in bytes (estimated per "
+        "entry: about 4 times the stored record); past it the oldest entries go first, and "
+        "a record over 1/256 of it is never cached",
+    )
 
     @field_validator("secret")
     @classmethod

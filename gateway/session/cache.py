@@ -3,12 +3,27 @@
 DESIGN §6 allows it only with invalidation pushed to every process (Redis pub/sub) within
 a second, and never while that channel is down. So:
 
-- entries live at most ``max_age`` (1 s): even an invalidation that never arrives cannot
-  keep a logged-out session alive longer than that;
+- entries are served at most ``max_age`` (1 s): even an invalidation that never arrives
+  cannot keep a logged-out session alive longer than that;
 - every session write or delete, here or on any replica, drops the entry (pub/sub);
 - the cache is off (and empty) until the channel confirms it is listening, and again as
   soon as the channel fails;
 - a read that raced with an invalidation is not cached (the epoch moved meanwhile).
+
+Memory is bounded three ways, all checked on ``put`` (amortised O(1): the entries are kept
+in the order they were stored, so whatever has to go is at the head, and each entry is
+dropped once; no timer per entry):
+
+- an entry leaves memory ``max_age`` plus ``grace`` seconds after it was stored (a grace
+  during which it is never served, only recognised by :meth:`last`, so a session re-read
+  with the very same bytes keeps its objects and the memos built on them);
+- the entries' estimated sizes (given by the caller, once, when it stores one) add up to
+  at most ``max_bytes``; the oldest go first;
+- at most ``max_entries`` entries; an entry over ``max_entry_bytes`` (default
+  ``max_bytes / 256``) is not cached at all.
+
+Hits and misses are counted in plain ints and handed to ``report`` (the metrics) on each
+miss, in a batch: a Prometheus increment costs more than a hit itself.
 
 No I/O here: the session manager feeds it, the store's listener switches it.
 """
@@ -22,6 +37,11 @@ from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
+MAX_BYTES = 64 * 1024 * 1024
+"""Default budget of one process's warm cache (``session.warm_cache_max_bytes``)."""
+GRACE = 1.0
+"""Seconds an entry stays (unserved) after max_age, to recognise a same-bytes re-read."""
+
 
 class WarmCache(Generic[T]):
     def __init__(
@@ -29,52 +49,117 @@ class WarmCache(Generic[T]):
         max_age: float = 1.0,
         max_entries: int = 100_000,
         clock: Callable[[], float] = time.monotonic,
+        *,
+        max_bytes: int = MAX_BYTES,
+        max_entry_bytes: int | None = None,
+        grace: float = GRACE,
+        report: Callable[[int, int], None] | None = None,
     ) -> None:
+        if max_age <= 0 or grace < 0 or max_entries < 1 or max_bytes < 1:
+            raise ValueError("max_age, max_entries and max_bytes must be positive")
         self._max_age = max_age
+        self._grace = grace
         self._max_entries = max_entries
+        self._max_bytes = max_bytes
+        self._max_entry_bytes = min(
+            max_bytes, max_bytes // 256 if max_entry_bytes is None else max_entry_bytes
+        )
         self._clock = clock
-        self._entries: OrderedDict[str, tuple[float, T]] = OrderedDict()
+        self._entries: OrderedDict[str, tuple[float, int, T]] = OrderedDict()
+        """key -> (served until, estimated bytes, value), oldest first."""
+        self._bytes = 0
+        self._head_expires = 0.0
+        """When the oldest entry is due to leave: puts before then skip the head."""
         self._enabled = False
         self.epoch = 0
         """Moves on every invalidation; a read started in an older epoch is not cached."""
         self.hits = 0
         self.misses = 0
+        self._report = report
+        self._reported = (0, 0)
 
     @property
     def enabled(self) -> bool:
         return self._enabled
 
+    @property
+    def size(self) -> tuple[int, int]:
+        """(entries, estimated bytes) held now, expired ones not yet dropped included."""
+        return len(self._entries), self._bytes
+
     def get(self, key: str) -> T | None:
         if not self._enabled:
             return None
         entry = self._entries.get(key)
-        if entry is None or self._clock() - entry[0] >= self._max_age:
+        if entry is None or self._clock() >= entry[0]:
             self.misses += 1
+            if self._report is not None:
+                self._flush(self._report)
             return None
         self.hits += 1
-        return entry[1]
+        return entry[2]
 
     def last(self, key: str) -> T | None:
-        """The value last cached for ``key``, however old (never to serve by itself: to
-        recognise that a fresh read brought back the very same record)."""
+        """The value last cached for ``key`` if still held, however old (never to serve by
+        itself: to recognise that a fresh read brought back the very same record)."""
         entry = self._entries.get(key) if self._enabled else None
-        return entry[1] if entry is not None else None
+        return entry[2] if entry is not None else None
 
-    def put(self, key: str, value: T, read_epoch: int) -> None:
-        """Cache a value read from the store in ``read_epoch`` (skipped if it may be stale)."""
+    def put(self, key: str, value: T, read_epoch: int, size: int) -> None:
+        """Cache a value read from the store in ``read_epoch`` (skipped if it may be stale);
+        ``size`` is its estimated memory in bytes, the cache's own overhead included."""
         if not self._enabled or read_epoch != self.epoch:
             return
-        self._entries[key] = (self._clock(), value)
-        self._entries.move_to_end(key)
-        if len(self._entries) > self._max_entries:
-            self._entries.popitem(last=False)
+        entries = self._entries
+        old = entries.get(key)
+        held = self._bytes - old[1] if old is not None else self._bytes
+        if size > self._max_entry_bytes:
+            if old is not None:  # one huge record would push out hundreds of ordinary ones
+                del entries[key]
+                self._bytes = held
+            return
+        now = self._clock()
+        entries[key] = (now + self._max_age, size, value)
+        if old is not None:
+            entries.move_to_end(key)
+        self._bytes = held = held + size
+        if now >= self._head_expires or held > self._max_bytes or len(entries) > self._max_entries:
+            self._trim(now)
+
+    def _trim(self, now: float) -> None:
+        """Drop from the head (the oldest) what is past keeping or over a bound. The entry
+        just stored is the newest and within every bound, so the loop ends before it."""
+        entries = self._entries
+        expired = now - self._grace
+        while True:
+            head = next(iter(entries))
+            served_until, held, _ = entries[head]
+            if (
+                served_until > expired
+                and self._bytes <= self._max_bytes
+                and len(entries) <= self._max_entries
+            ):
+                self._head_expires = served_until + self._grace  # nothing to check before then
+                return
+            del entries[head]
+            self._bytes -= held
+
+    def _flush(self, report: Callable[[int, int], None]) -> None:
+        """Hand the hits and misses since the last flush to ``report``. Done on a miss
+        only (a store read follows anyway): a metric increment costs more than a hit."""
+        hits, misses = self._reported
+        report(self.hits - hits, self.misses - misses)
+        self._reported = (self.hits, self.misses)
 
     def invalidate(self, key: str) -> None:
         self.epoch += 1
-        self._entries.pop(key, None)
+        old = self._entries.pop(key, None)
+        if old is not None:
+            self._bytes -= old[1]
 
     def channel_state(self, listening: bool) -> None:
         """The invalidation channel came up (cache on) or broke (cache off and emptied)."""
         self.epoch += 1
         self._entries.clear()
+        self._bytes = 0
         self._enabled = listening

@@ -14,7 +14,9 @@ from gateway.assertion import AssertionCache
 from gateway.headers import ACCESS_TOKEN_HEADER, IdentityHeaders, Pair
 from gateway.identity import Identity
 
-MAX_ENTRIES = 65_536
+MAX_ENTRIES = 16_384
+"""Rendered blocks remembered per process (then forgotten all at once): about 2.1 KiB
+each with the assertion, so about 35 MiB at worst (docs/architecture.md, memory)."""
 
 
 class UpstreamIdentity:

@@ -4,12 +4,20 @@ every replica within a second (DESIGN §6)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import secrets
 import time
+import tracemalloc
 
 import aiohttp
 import redis.asyncio as aioredis
 
+from gateway.identity import Identity, Org
+from gateway.providers.base import TokenSet
+from gateway.session.cache import WarmCache
+from gateway.session.manager import LoadedSession, SessionManager
+from gateway.session.model import SessionKeys, SessionTimes
 from gateway.session.redis import RedisStore
 from tests.integration.conftest import StartGateway
 from tests.support.harness import API, GatewayHarness
@@ -138,3 +146,78 @@ async def test_a_killed_invalidation_channel_turns_the_cache_off_until_it_is_bac
     for _ in range(10):
         assert await status(gateway.url + ECHO, cookie) == 200
     assert await gets_served(redis_server.url) - before <= 2
+
+
+def identity_with_orgs(n: int) -> Identity:
+    orgs = tuple(
+        Org(sub=f"{i:024x}", slug=f"org-{i}", name=f"Org {i}", role="write") for i in range(3)
+    )
+    return Identity(
+        sub=f"{n:024x}",
+        username=f"user-{n}",
+        name=f"User {n}",
+        email=f"user-{n}@example.com",
+        email_verified=True,
+        orgs=orgs,
+        scopes=frozenset({"openid", "profile", "email", "read-repos"}),
+    )
+
+
+async def cached_sessions(redis_url: str, count: int, max_bytes: int) -> tuple[int, int, int]:
+    """Create ``count`` sessions in a real Redis, read each once through a manager whose
+    warm cache has ``max_bytes`` (its clock stopped: only the byte budget evicts), and
+    return the memory the reads left behind (tracemalloc), and the entries and estimated
+    bytes the cache holds then."""
+    store = RedisStore(aioredis.Redis.from_url(redis_url), prefix=f"mem-{secrets.token_hex(4)}:")
+    cache: WarmCache[LoadedSession] = WarmCache(
+        max_entries=1_000_000, max_bytes=max_bytes, clock=lambda: 0.0
+    )
+    times = SessionTimes(idle_timeout=3600, max_lifetime=86400, revalidate_after=300)
+    manager = SessionManager(store, SessionKeys.derive(["m" * 32]), times, cache=cache)
+    listening = asyncio.create_task(
+        store.listen_invalidations(cache.invalidate, cache.channel_state)
+    )
+    try:
+        for _ in range(100):
+            if cache.enabled:
+                break
+            await asyncio.sleep(0.05)
+        assert cache.enabled
+        tokens = TokenSet("hf_oauth_" + "a" * 34, "hf_oauth_" + "r" * 34, None, frozenset())
+        cookies = [await manager.create(identity_with_orgs(n), tokens) for n in range(count)]
+        epoch = -1
+        while epoch != cache.epoch:  # until the creations' own invalidations have arrived
+            epoch = cache.epoch
+            await asyncio.sleep(0.3)
+        gc.collect()
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            for cookie in cookies:
+                assert await manager.load(cookie) is not None
+            gc.collect()
+            held = tracemalloc.get_traced_memory()[0] - before
+        finally:
+            tracemalloc.stop()
+        entries, estimated = cache.size
+    finally:
+        listening.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await listening
+        await store.close()
+    return held, entries, estimated
+
+
+async def test_the_warm_cache_stays_within_its_byte_budget(redis_server: RedisServer) -> None:
+    """3,000 sessions read from a real Redis into a 4 MiB cache: the memory left behind,
+    measured by tracemalloc, stays under 4 MiB and the estimate covers it; the same reads
+    with a budget large enough for all hold over 2.5 times as much."""
+    budget = 4 * 1024 * 1024
+    held, entries, estimated = await cached_sessions(redis_server.url, 3000, budget)
+    assert held < budget
+    assert budget - 6000 < estimated <= budget  # full: the budget is what stopped it
+    assert held <= estimated  # the estimate errs on the safe side
+    assert entries < 3000
+    held_all, entries_all, _ = await cached_sessions(redis_server.url, 3000, 1024**3)
+    assert entries_all == 3000
+    assert held_all > 2.5 * budget
