@@ -40,8 +40,19 @@ check-examples: $(STAMP)
 	  OAUTH_CLIENT_SECRET=example $(VENV)/bin/hf-gateway check-config $$f || exit 1; \
 	done
 
+## check-deploy: the image, compose and Kubernetes examples validated offline (no engine, no
+## cluster; docs/deployment.md): yamllint, compose-spec schema, kubectl kustomize + Kubernetes
+## schemas. tests/unit/test_deploy_artifacts.py and the compose playground test do the rest.
+check-deploy: $(STAMP)
+	$(VENV)/bin/hadolint Dockerfile
+	$(VENV)/bin/yamllint --strict -c examples/.yamllint.yaml examples config/image
+	$(VENV)/bin/check-jsonschema --builtin-schema vendor.compose-spec examples/compose/compose.yaml
+	$(VENV)/bin/kubectl kustomize examples/kubernetes > $(VENV)/kubernetes-rendered.yaml
+	$(VENV)/bin/kubernetes-validate --strict --quiet $(VENV)/kubernetes-rendered.yaml \
+	  examples/kubernetes/secret.example.yaml
+
 ## test: everything CI runs
-test: $(STAMP) system-deps lint check-examples
+test: $(STAMP) system-deps lint check-examples check-deploy
 	$(PY) -m pytest
 
 ## docs: regenerate what docs derive from the code (docs/security.md's case table, docs/metrics.md's series)

