@@ -198,7 +198,7 @@ class Caddy(FrontProxy):
             },
         )
         # No admin endpoint, no certificates, nothing outside this folder.
-        options = "{\n\tadmin off\n\tauto_https off\n\tpersist_config off\n}\n\n"
+        options = "{\n\tadmin off\n\tauto_https off\n}\n\n"
         (self.folder / "Caddyfile").write_text(options + site)
 
     def command(self) -> list[str]:

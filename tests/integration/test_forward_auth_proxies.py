@@ -1,8 +1,10 @@
-"""Real nginx with ``auth_request`` in front of the gateway and a tool, configured by
-docs/deploy/snippets/nginx.conf (the block docs/deploy/nginx.md shows).
+"""Real front proxies in front of the gateway and a tool, configured by the guides' own
+snippet files: nginx with ``auth_request`` (docs/deploy/snippets/nginx.conf, shown by
+docs/deploy/nginx.md) and Caddy 2 with ``forward_auth ... copy_headers``
+(docs/deploy/snippets/Caddyfile, shown by docs/deploy/caddy.md).
 
-The browser only ever talks to nginx; nginx asks the gateway (``/_gateway/auth``) and
-proxies to the recording echo upstream itself.
+Every test runs against each proxy. The client only ever talks to the proxy; the proxy
+asks the gateway (``/_gateway/auth``) and proxies to the recording echo upstream itself.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import jwt
 import pytest
 
 from gateway.devtools.fake_hf import FakeHF
-from tests.support.front_proxies import FrontProxy, Nginx, browser_sign_in, running
+from tests.support.front_proxies import Caddy, FrontProxy, Nginx, browser_sign_in, running
 from tests.support.harness import API, BROWSER, GatewayHarness
 from tests.support.raw_http import RecordingUpstream, raw_request, recording_upstream
 from tests.support.redis_server import free_port
@@ -40,19 +42,21 @@ def front_config(front: str) -> dict[str, Any]:
     return {"server": {"public_url": front, "trusted_proxies": ["127.0.0.1/32"]}}
 
 
-@pytest.fixture
+@pytest.fixture(params=[Nginx, Caddy], ids=["nginx", "caddy"])
 async def stack(
-    fake_hf: FakeHF, recorder: RecordingUpstream
+    request: pytest.FixtureRequest, fake_hf: FakeHF, recorder: RecordingUpstream
 ) -> AsyncIterator[tuple[FrontProxy, GatewayHarness]]:
-    """nginx on its own port in front of a started gateway and the recording tool."""
+    """The proxy on its own port in front of a started gateway and the recording tool."""
     port = free_port()
     front = f"http://127.0.0.1:{port}"
     gateway = GatewayHarness(fake_hf, recorder.url, overrides=front_config(front))
     await gateway.start()
     tool_port = int(recorder.url.rsplit(":", 1)[1])
     try:
-        async with running(Nginx(port, gateway_port=gateway.port, tool_port=tool_port)) as nginx:
-            yield nginx, gateway
+        kind: type[Nginx] | type[Caddy] = request.param
+        proxy = kind(port, gateway_port=gateway.port, tool_port=tool_port)
+        async with running(proxy) as front:
+            yield front, gateway
     finally:
         await gateway.stop()
 
@@ -65,23 +69,23 @@ def echoed(body: dict[str, Any]) -> dict[str, str]:
     return {k.lower(): v for k, v in body["headers"]}
 
 
-async def test_alice_signs_in_through_nginx_and_the_tool_sees_her_identity(
+async def test_alice_signs_in_through_the_proxy_and_the_tool_sees_her_identity(
     stack: tuple[FrontProxy, GatewayHarness], fake_hf: FakeHF, recorder: RecordingUpstream
 ) -> None:
-    """A browser asks nginx for a page, is sent to the sign-in page behind nginx, signs in,
+    """A browser asks the proxy for a page, is sent to the sign-in page behind it, signs in,
     and the tool then receives her identity headers and an assertion that verifies with
     the JWKS (aud = the route), and never the session cookie."""
-    nginx, _ = stack
+    front, _ = stack
     async with browser() as http:
-        sign_in = await browser_sign_in(http, nginx.url, fake_hf, "alice", "/api/echo?x=1")
+        sign_in = await browser_sign_in(http, front.url, fake_hf, "alice", "/api/echo?x=1")
         assert "rd=%2Fapi%2Fecho%3Fx%3D1" in sign_in
         recorder.seen.clear()
         async with http.get(
-            f"{nginx.url}/api/echo", headers={**API, "Cookie": "theme=dark"}
+            f"{front.url}/api/echo", headers={**API, "Cookie": "theme=dark"}
         ) as response:
             assert response.status == 200
             headers = echoed(await response.json())
-        async with http.get(f"{nginx.url}/_gateway/jwks.json") as response:
+        async with http.get(f"{front.url}/_gateway/jwks.json") as response:
             jwks = await response.json()
     assert headers["x-forwarded-user"] == "alice"
     assert headers["x-forwarded-user-id"] == "3f501019b1460301dacf1e59"
@@ -89,11 +93,11 @@ async def test_alice_signs_in_through_nginx_and_the_tool_sees_her_identity(
     assert headers["x-forwarded-email"] == "alice@example.com"
     token = headers["x-gateway-assertion"]
     key = jwt.PyJWKSet.from_dict(jwks)[jwt.get_unverified_header(token)["kid"]]
-    claims = jwt.decode(token, key, algorithms=["ES256"], audience="tool", issuer=nginx.url)
+    claims = jwt.decode(token, key, algorithms=["ES256"], audience="tool", issuer=front.url)
     assert claims["preferred_username"] == "alice"
     assert "hf_gateway=" not in headers.get("cookie", "")
     assert "theme=dark" in headers.get("cookie", "")
-    assert len(recorder.seen) == 1  # nginx proxied once; the gateway made no hop
+    assert len(recorder.seen) == 1  # the proxy proxied once; the gateway made no hop
 
 
 async def test_bob_is_refused_on_the_write_only_location_and_let_in_on_a_signed_in_one(
@@ -101,14 +105,14 @@ async def test_bob_is_refused_on_the_write_only_location_and_let_in_on_a_signed_
 ) -> None:
     """The original URI decides: /writers needs write in acme (bob has read): 403, and the
     tool saw nothing; / needs a signed-in user: 200 as bob."""
-    nginx, _ = stack
+    front, _ = stack
     async with browser() as http:
-        await browser_sign_in(http, nginx.url, fake_hf, "bob", "/")
+        await browser_sign_in(http, front.url, fake_hf, "bob", "/")
         recorder.seen.clear()
-        async with http.get(f"{nginx.url}/writers/api/echo", headers=API) as response:
+        async with http.get(f"{front.url}/writers/api/echo", headers=API) as response:
             assert response.status == 403
         assert recorder.seen == []
-        async with http.get(f"{nginx.url}/api/echo", headers=API) as response:
+        async with http.get(f"{front.url}/api/echo", headers=API) as response:
             assert response.status == 200
             assert echoed(await response.json())["x-forwarded-user"] == "bob"
 
@@ -118,19 +122,19 @@ async def test_anonymous_api_clients_get_401_and_token_holders_get_in(
 ) -> None:
     """No redirect for an API client: 401 JSON with the sign-in URL and WWW-Authenticate,
     nothing proxied; the twin with alice's Hugging Face token reaches the tool as alice."""
-    nginx, _ = stack
+    front, _ = stack
     async with aiohttp.ClientSession() as http:
         async with http.get(
-            f"{nginx.url}/api/echo", headers=API, allow_redirects=False
+            f"{front.url}/api/echo", headers=API, allow_redirects=False
         ) as response:
             assert response.status == 401
             body = await response.json(content_type=None)
             assert response.headers["WWW-Authenticate"].startswith("Bearer")
         assert body["error"] == "unauthenticated"
-        assert body["login_url"].startswith(f"{nginx.url}/_gateway/sign_in?rd=")
+        assert body["login_url"].startswith(f"{front.url}/_gateway/sign_in?rd=")
         assert recorder.seen == []
         async with http.get(
-            f"{nginx.url}/api/echo",
+            f"{front.url}/api/echo",
             headers={**API, "Authorization": f"Bearer {ALICE_TOKEN}"},
         ) as response:
             assert response.status == 200
@@ -142,17 +146,17 @@ async def test_a_browser_gets_the_sign_in_redirect_and_public_paths_pass(
 ) -> None:
     """Anonymous: a navigation to a protected page is a 302 to the sign-in page; a public
     path is proxied, with no identity."""
-    nginx, _ = stack
+    front, _ = stack
     async with aiohttp.ClientSession() as http:
         async with http.get(
-            f"{nginx.url}/dash", headers=BROWSER, allow_redirects=False
+            f"{front.url}/dash", headers=BROWSER, allow_redirects=False
         ) as response:
             assert response.status == 302
-            assert response.headers["Location"] == f"{nginx.url}/_gateway/sign_in?rd=%2Fdash"
-        async with http.get(f"{nginx.url}/public/api/echo", headers=API) as response:
+            assert response.headers["Location"] == f"{front.url}/_gateway/sign_in?rd=%2Fdash"
+        async with http.get(f"{front.url}/public/api/echo", headers=API) as response:
             assert response.status == 200  # proxied
     assert recorder.paths() == ["/public/api/echo"]
-    assert "x-forwarded-user" not in {k.lower() for k, _ in recorder.seen[0].headers}
+    assert recorder.seen[0].header("X-Forwarded-User") in (None, "")
 
 
 async def test_forged_identity_and_forwarding_headers_never_reach_the_tool(
@@ -161,29 +165,55 @@ async def test_forged_identity_and_forwarding_headers_never_reach_the_tool(
     """A client's identity headers are replaced (or dropped when the gateway's value is
     empty) and its X-Forwarded-Uri / X-Original-URL cannot change the URI judged: /admin
     with a forged public URI is still refused. The twin, alice signed in, passes as alice."""
-    nginx, gateway = stack
-    forged_uri = {"X-Forwarded-Uri": "/public/x", "X-Original-URL": f"{nginx.url}/public/x"}
+    front, gateway = stack
+    forged_uri = {"X-Forwarded-Uri": "/public/x", "X-Original-URL": f"{front.url}/public/x"}
     async with aiohttp.ClientSession() as http:
         async with http.get(
-            f"{nginx.url}/public/x", headers={**API, **FORGED}, allow_redirects=False
+            f"{front.url}/public/x", headers={**API, **FORGED}, allow_redirects=False
         ) as response:
             assert response.status == 200  # proxied, as a public path
         seen = {k.lower(): v for k, v in recorder.seen[-1].headers}
-        assert not {name.lower() for name in FORGED} & set(seen)
+        # Absent (nginx drops an empty header) or empty (Caddy sets it): never the client's.
+        assert {name: seen.get(name.lower(), "") for name in FORGED} == dict.fromkeys(FORGED, "")
         async with http.get(
-            f"{nginx.url}/admin/x", headers={**API, **forged_uri}, allow_redirects=False
+            f"{front.url}/admin/x", headers={**API, **forged_uri}, allow_redirects=False
         ) as response:
             assert response.status == 401
     assert recorder.paths() == ["/public/x"]
     async with browser() as http:
-        await browser_sign_in(http, nginx.url, fake_hf, "alice", "/")
-        async with http.get(f"{nginx.url}/api/echo", headers={**API, **FORGED}) as response:
+        await browser_sign_in(http, front.url, fake_hf, "alice", "/")
+        async with http.get(f"{front.url}/api/echo", headers={**API, **FORGED}) as response:
             headers = echoed(await response.json())
     assert headers["x-forwarded-user"] == "alice"
     assert headers["x-forwarded-groups"] == "acme,hf-tools"
     assert headers["x-gateway-assertion"] != FORGED["X-Gateway-Assertion"]
     assert headers.get("x-forwarded-access-token") != FORGED["X-Forwarded-Access-Token"]
-    # Clients cannot call the internal auth location through nginx.
-    direct = await raw_request(nginx.port, "/_gateway/auth", [("X-Forwarded-Uri", "/")])
-    assert direct.status == 404
-    assert (await raw_request(gateway.port, "/_gateway/healthz")).status == 200
+
+
+async def test_a_client_cannot_ask_the_auth_endpoint_through_the_proxy(
+    stack: tuple[FrontProxy, GatewayHarness], fake_hf: FakeHF
+) -> None:
+    """The proxy is trusted, but it does not pass a client's own forward-auth question:
+    with alice's session and a forged original request, /_gateway/auth through the proxy
+    (in any spelling) is no 2xx and hands out no assertion. The twin: the proxy's own
+    question, behind the same session, lets her in."""
+    front, _ = stack
+    async with browser() as http:
+        await browser_sign_in(http, front.url, fake_hf, "alice", "/")
+        cookie = next(c.value for c in http.cookie_jar if c.key == "hf_gateway")
+    forged = [
+        ("Cookie", f"hf_gateway={cookie}"),
+        ("X-Forwarded-Method", "GET"),
+        ("X-Forwarded-Uri", "/x"),
+        ("X-Forwarded-Host", "127.0.0.1"),
+        ("X-Original-Method", "GET"),
+        ("X-Original-URL", "http://127.0.0.1/x"),
+    ]
+    for path in ("/_gateway/auth", "/_gateway//auth", "/_gateway/%61uth", "/x/../_gateway/auth"):
+        direct = await raw_request(front.port, path, forged)
+        assert direct.status >= 400, (path, direct.status)
+        assert direct.header("X-Gateway-Assertion") is None, path
+    async with browser() as http:
+        http.cookie_jar.update_cookies({"hf_gateway": cookie})
+        async with http.get(f"{front.url}/api/echo", headers=API) as response:
+            assert response.status == 200
