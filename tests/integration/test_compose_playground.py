@@ -142,7 +142,8 @@ async def test_the_compose_playground_signs_people_in_and_applies_its_policies(
     tmp_path: Path, redis_server: RedisServer
 ) -> None:
     """alice (acme admin) reaches everything, bob (acme read) the tool but not /writers,
-    dave (no org) nothing but the public path; an anonymous API client gets 401."""
+    carol (acme pending SSO: it does not count) and dave (no org) nothing but the public
+    path; an anonymous API client gets 401."""
     async with playground(tmp_path, redis_server) as url:
         async with aiohttp.ClientSession() as anonymous:
             assert (await whoami(anonymous, url, "/api/echo"))[0] == 401
@@ -152,6 +153,7 @@ async def test_the_compose_playground_signs_people_in_and_applies_its_policies(
         expected = {
             "alice": {"/api/echo": 200, "/writers/api/echo": 200, "/admin/api/echo": 200},
             "bob": {"/api/echo": 200, "/writers/api/echo": 403, "/admin/api/echo": 403},
+            "carol": {"/api/echo": 403, "/writers/api/echo": 403, "/admin/api/echo": 403},
             "dave": {"/api/echo": 403, "/writers/api/echo": 403, "/admin/api/echo": 403},
         }
         for username, paths in expected.items():
