@@ -430,6 +430,13 @@ class FaultLog:
         self._open[key] = _Repeats(now)
         self._open[key].timer = self._schedule(logger, key, self.window)
 
+    def reset(self) -> None:
+        """Forget every fault (tests: one test's fault must not silence the next one's)."""
+        for state in self._open.values():
+            if state.timer is not None:
+                state.timer.cancel()
+        self._open.clear()
+
     def flush(self) -> None:
         """Summarise every pending count now (at exit, and in tests)."""
         for key in list(self._open):

@@ -8,6 +8,8 @@ import pytest
 
 from tests.support.redis_server import RedisServer
 
+pytest_plugins = ["tests.support.log_scan"]  # every log line of the run scanned for secrets
+
 
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:

@@ -22,6 +22,9 @@ ACCESS_PREFIX = "hf_oauth_"
 REFRESH_PREFIX = "hf_oauth__refresh_"
 _VERIFIER = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
 _USER_CODE_ALPHABET = "BCDFGHJKLMNPQRSTVWXZ"
+ISSUED: set[str] = set()
+"""Every code, device code and token any fake provider in this process issued: what a
+test run's log scan looks for (tests/support/log_scan.py). Small: a few per sign-in."""
 
 
 @dataclass(frozen=True)
@@ -112,6 +115,7 @@ class TokenStore:
     def new_code(self, code: AuthCode) -> str:
         """Store ``code`` and return its value."""
         value = secrets.token_urlsafe(24)
+        ISSUED.add(value)
         self._codes[value] = code
         return value
 
@@ -125,6 +129,7 @@ class TokenStore:
     def new_access(self, grant: Grant, lifetime: int) -> str:
         """Issue an access token valid for ``lifetime`` seconds."""
         value = ACCESS_PREFIX + secrets.token_urlsafe(32)
+        ISSUED.add(value)
         now = self._clock()
         self._access[value] = AccessToken(grant, issued_at=now, expires_at=now + lifetime)
         return value
@@ -139,6 +144,7 @@ class TokenStore:
     def new_refresh(self, grant: Grant, lifetime: int) -> str:
         """Issue a refresh token valid for ``lifetime`` seconds."""
         value = REFRESH_PREFIX + secrets.token_urlsafe(32)
+        ISSUED.add(value)
         self._refresh[value] = RefreshToken(grant, expires_at=self._clock() + lifetime)
         return value
 
@@ -154,6 +160,7 @@ class TokenStore:
     ) -> tuple[str, DeviceCode]:
         """Start a device authorization; return its ``device_code`` and record."""
         value = secrets.token_urlsafe(32)
+        ISSUED.add(value)
         user_code = "-".join(
             "".join(secrets.choice(_USER_CODE_ALPHABET) for _ in range(4)) for _ in range(2)
         )

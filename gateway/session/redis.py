@@ -31,6 +31,7 @@ from redis.exceptions import TimeoutError as RedisTimeout
 
 from gateway.config import SessionConfig
 from gateway.errors import StoreError
+from gateway.logs import log_fault
 from gateway.metrics import (
     STORE_ERRORS_BY_OPERATION,
     STORE_OPERATIONS,
@@ -197,14 +198,18 @@ class RedisStore:
         counter = _UNREPLICATED.get(operation)
         if counter is not None:  # NOREPLICAS can refuse any write, waited for or not
             counter.inc()
-        if exc is None:
-            log.warning(
+        if exc is None:  # once, then counted while it repeats (a write per request)
+            log_fault(
+                log,
+                logging.WARNING,
                 "redis %s: the master refused it for want of replicas (NOREPLICAS, its "
                 "min-replicas-to-write); refused (503). Check the replicas.",
                 operation,
             )
             return
-        log.warning(
+        log_fault(
+            log,
+            logging.WARNING,
             "redis %s: %d of %d replicas acknowledged within %d ms; refused (503) so that "
             "a failover cannot lose it. Check the replicas.",
             operation,
@@ -371,7 +376,12 @@ class RedisStore:
                 await pubsub.subscribe(self._channel)
                 await self._follow(client, pubsub, on_key, on_state, backoff)
             except (RedisError, OSError, TimeoutError) as exc:
-                log.warning("session invalidation channel lost (%s); warm cache off", exc)
+                log_fault(
+                    log,
+                    logging.WARNING,
+                    "session invalidation channel lost (%s); warm cache off",
+                    exc,
+                )
             except Exception:  # the listener must outlive any surprise from the client
                 log.exception("session invalidation channel failed; warm cache off")
             finally:

@@ -26,7 +26,7 @@ from yarl import URL
 
 from gateway.config import RouteConfig
 from gateway.headers import Pair, RawPair, filter_response_headers
-from gateway.logs import REQUEST_ID_HEADER, current_request_id
+from gateway.logs import REQUEST_ID_HEADER, current_request_id, log_fault
 from gateway.metrics import observe_upstream
 from gateway.web.relayed_answer import RelayedAnswer
 from gateway.web.tunnels import Tunnel
@@ -291,7 +291,7 @@ async def _stream(
             await response.write(chunk)
     except UpstreamFailure as exc:
         # Headers are gone already: the only honest signal left is a cut connection.
-        log.warning("upstream answer broke off: %s", type(exc).__name__)
+        log_fault(log, logging.WARNING, "upstream answer broke off: %s", type(exc).__name__)
         if request.transport is not None:
             request.transport.close()
         return response

@@ -437,3 +437,55 @@ async def raw_socket_request(port: int, agent: bytes) -> str:
     found = re.search(r"(?im)^X-Request-Id: (\S+)\r$", head)
     assert found is not None, head
     return found.group(1)
+
+
+# ---------------------------------------------------------------------- repeated faults
+
+
+async def test_a_redis_outage_is_a_few_lines_with_counts_not_one_per_request(
+    fake_hf: FakeHF, upstream: str, tmp_path: Path, stopped: list[GatewayProcess]
+) -> None:
+    """Redis is killed while a signed-in client keeps asking: every request is refused
+    (503) and counted, but the log holds one line for the first refusal and then one line
+    per second (the fault window) with the count; the counts add up to every refusal."""
+    redis = RedisServer().start()
+    try:
+        process = GatewayProcess(
+            tmp_path,
+            issuer=fake_hf.issuer,
+            upstream=upstream,
+            redis_url=redis.url,
+            session={"warm_cache": False},  # every request asks Redis
+        )
+        configured(process, logging__fault_window="1s")
+        stopped.append(process)
+        await process.start()
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+            await process.sign_in(http, fake_hf, "alice")
+            async with http.get(f"{process.url}/api/echo", headers=API) as response:
+                assert response.status == 200  # the twin: with Redis up, it is served
+            redis.kill()
+            refused = 0
+            loop = asyncio.get_running_loop()
+            until = loop.time() + 3.0
+
+            async def client() -> None:
+                nonlocal refused
+                while loop.time() < until:
+                    async with http.get(f"{process.url}/api/echo", headers=API) as answer:
+                        assert answer.status == 503
+                        refused += 1
+
+            await asyncio.gather(*(client() for _ in range(4)))
+        process.stop()  # the drain writes the count still open
+    finally:
+        redis.cleanup()
+    lines = [line for line in lines_of(process) if line["logger"] == "gateway.web.caller"]
+    assert refused >= 100
+    assert lines[0]["msg"].startswith("session store unavailable: redis")
+    assert lines[0]["level"] == "ERROR" and "repeated" not in lines[0]
+    counted = [line["repeated"] for line in lines[1:]]
+    assert all(line["msg"].endswith("s)") and "repeated" in line["msg"] for line in lines[1:])
+    assert 2 <= len(lines) <= 6  # about one per second of the outage, not one per request
+    assert 1 + sum(counted) == refused
+    assert all(OUR_ID.fullmatch(line["last_request_id"]) for line in lines[1:])

@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from gateway.devtools.fake_hf import FakeHF
+from tests.support import log_scan
 from tests.support.harness import BROWSER, CLIENT_ID, CLIENT_SECRET
 from tests.support.redis_server import free_port
 
@@ -53,6 +54,7 @@ class GatewayProcess:
         self.metrics_port = free_port() if metrics else None
         self.process: subprocess.Popen[bytes] | None = None
         self.log = folder / "gateway.log"
+        log_scan.watch(self.log)  # its output is scanned for secrets at the end of the run
         write_signing_key(folder / "signing-key.pem")
         (folder / "policies").mkdir(exist_ok=True)
         (folder / "policies" / "tools.yaml").write_text(
