@@ -24,6 +24,7 @@ import yaml
 
 from tests.support.deploy_examples import (
     COMPOSE_DIR,
+    DOCKERFILE,
     KUBERNETES_DIR,
     REPO,
     InterpolationError,
@@ -115,6 +116,20 @@ def test_the_healthcheck_is_the_verb_that_follows_server_listen() -> None:
     assert stage.healthcheck == ["hf-gateway", "healthcheck"]
     assert stage.entrypoint == ["hf-gateway"]
     assert "HF_GATEWAY_CONFIG" in stage.env
+
+
+def test_the_image_never_starts_the_fake_provider_by_itself(image_root: Path) -> None:
+    """The fake Hugging Face is in the image (for the compose playground) but off: the
+    default command runs the gateway, whose default config talks to Hugging Face."""
+    from gateway.config import load_config
+
+    text = DOCKERFILE.read_text(encoding="utf-8")
+    assert 'CMD ["run"]' in text.splitlines()
+    assert "devtools" not in "".join(line for line in text.splitlines() if not line.startswith("#"))
+    env = image_env(image_root)
+    config = load_config(env["HF_GATEWAY_CONFIG"], {**env, **MADE_UP})
+    assert config.provider.issuer == "https://huggingface.co"
+    assert config.provider.api_url == "https://huggingface.co"
 
 
 def test_the_image_ships_no_example_that_fails_check_config() -> None:
