@@ -15,7 +15,7 @@ docs/metrics.md is generated from this module (scripts/metrics_reference.py).
 from __future__ import annotations
 
 import platform
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 from prometheus_client import (
     GC_COLLECTOR,
@@ -27,6 +27,7 @@ from prometheus_client import (
     Histogram,
     disable_created_metrics,
 )
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from gateway import __version__
 
@@ -436,3 +437,89 @@ CONFIG_LAST_RELOAD_OK = Gauge(
 """Set to 1 at start and after an applied reload, 0 after a refused one: 0 means the files
 on disk are not what is being served. With workers > 1, the lowest of the live workers'."""
 CONFIG_LAST_RELOAD_OK.set(1)
+
+# --------------------------------------------------------------------------- supervisor
+
+
+class SupervisorSeries:
+    """A series only the supervisor exports (``workers > 1``): plain numbers it keeps,
+    yielded at each scrape by the metrics listener's registry next to the workers' files.
+
+    Not a prometheus-client Gauge or Counter on purpose: those, created at import, would
+    also be written to every worker's files and show up twice."""
+
+    kind = ""
+
+    def __init__(self, name: str, documentation: str, labelnames: tuple[str, ...] = ()):
+        self._name = name
+        self._documentation = documentation
+        self._labelnames = labelnames
+        self._metrics: dict[tuple[str, ...], float] = {}
+        """Value by label values (named like prometheus-client's, for the reference)."""
+
+    def describe(self) -> Iterator[Metric]:
+        return self.collect()
+
+    def collect(self) -> Iterator[Metric]:
+        family: GaugeMetricFamily | CounterMetricFamily
+        if self.kind == "counter":
+            family = CounterMetricFamily(self._name, self._documentation, labels=self._labelnames)
+        else:
+            family = GaugeMetricFamily(self._name, self._documentation, labels=self._labelnames)
+        for labels, value in self._metrics.items():
+            family.add_metric(labels, value)
+        yield family
+
+
+class SupervisorGauge(SupervisorSeries):
+    kind = "gauge"
+
+    def set(self, value: float) -> None:
+        self._metrics[()] = value
+
+
+class SupervisorCounter(SupervisorSeries):
+    kind = "counter"
+
+    def __init__(
+        self, name: str, documentation: str, labelnames: tuple[str], values: tuple[str, ...]
+    ) -> None:
+        super().__init__(name, documentation, labelnames)
+        self._metrics = {(value,): 0.0 for value in values}
+
+    def inc(self, value: str) -> None:
+        """One more for the label value ``value`` (one of the fixed set)."""
+        self._metrics[(value,)] += 1
+
+
+RESTART_REASONS = ("signal", "error", "exited")
+WORKERS = SupervisorGauge(
+    "hf_gateway_workers",
+    "Worker processes running and listening now (workers > 1; set by the supervisor)",
+)
+"""Set by the supervisor when a worker says it is listening and when one exits: the
+workers that are running and ready. Below ``server.workers`` while a worker is being
+replaced (or while they start). Exported only with ``workers > 1``: with one process there
+is no supervisor (``up`` tells whether it runs)."""
+WORKERS.set(0)
+WORKER_RESTARTS = SupervisorCounter(
+    "hf_gateway_worker_restarts",
+    "Workers started again after they exited unasked, by how they ended (workers > 1)",
+    ("reason",),
+    RESTART_REASONS,
+)
+"""Once per worker the supervisor starts again after it exited without being asked to:
+``signal`` (killed by a signal: SIGKILL from the kernel's out-of-memory killer, SIGSEGV),
+``error`` (a non-zero exit code) or ``exited`` (exit code 0). Counted when the replacement
+is scheduled (at once, or after a doubling delay when workers keep exiting soon after their
+start); after 5 such quick exits in a row the supervisor gives up instead (exit 1). Exported
+only with ``workers > 1``, by the supervisor."""
+SUPERVISOR_SERIES: tuple[SupervisorSeries, ...] = (WORKERS, WORKER_RESTARTS)
+"""What the supervisor's metrics listener exports besides the workers' files."""
+
+
+def restart_reason(exit_code: int | None) -> str:
+    """The ``reason`` label of a worker's exit code (negative: the signal that ended it)."""
+    if exit_code is None or exit_code < 0:
+        return "signal"
+    return "error" if exit_code else "exited"

@@ -8,7 +8,8 @@ answer with content is GET /metrics; any other path is 404, any other method 405
 With ``workers > 1`` every worker records into its own files under
 ``PROMETHEUS_MULTIPROC_DIR``; :func:`prepare_multiprocess` sets that up before the workers
 start, and the listener (in the supervisor) adds the files up with prometheus-client's
-MultiProcessCollector. With one process it serves the process's own registry.
+MultiProcessCollector, plus the series only the supervisor knows (metrics.SUPERVISOR_SERIES:
+live workers, restarts). With one process it serves the process's own registry.
 """
 
 from __future__ import annotations
@@ -89,6 +90,8 @@ def _registry(multiprocess_dir: Path | None) -> CollectorRegistry:
         return metrics.REGISTRY
     registry = CollectorRegistry()
     MultiProcessCollector(registry, path=str(multiprocess_dir))  # type: ignore[no-untyped-call]
+    for series in metrics.SUPERVISOR_SERIES:  # the supervisor's own: workers, restarts
+        registry.register(series)
     return registry
 
 

@@ -7,7 +7,8 @@ in). Each worker has a pipe to it: the worker says "ready" or why it could not s
 the supervisor sends reload requests, and the pipe's end tells a worker that the
 supervisor is gone, so no worker outlives it.
 
-- A worker that exits unasked is started again: at once when it had run for a while,
+- A worker that exits unasked is started again (counted in hf_gateway_worker_restarts;
+  hf_gateway_workers says how many are listening): at once when it had run for a while,
   with a doubling delay when it keeps exiting soon after its start. After
   ``CRASH_LOOP`` such quick exits in a row the supervisor gives up loudly (exit 1). A
   worker that cannot bind the port (exit 2) stops everything at once (exit 2).
@@ -34,6 +35,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 
+from gateway import metrics
 from gateway.config import GatewayConfig, load_config
 from gateway.errors import ConfigError
 from gateway.metrics_listener import prepare_multiprocess, start_metrics_listener, worker_exited
@@ -176,6 +178,7 @@ class Supervisor:
             return
         if kind == "ready":
             worker.ready = True
+            self._count_workers()
             if all(w.ready for w in self.workers.values()):
                 log.info("ready: %d workers listening", len(self.workers))
         elif kind == "failed":
@@ -196,6 +199,7 @@ class Supervisor:
             worker_exited(pid)
         if self.workers.get(worker.slot) is worker:
             del self.workers[worker.slot]
+        self._count_workers()
         if not self.workers:
             self._none_left.set()
         if self._stopping.is_set():
@@ -225,7 +229,11 @@ class Supervisor:
             lived,
             delay,
         )
+        metrics.WORKER_RESTARTS.inc(metrics.restart_reason(code))
         self._restarts[worker.slot] = loop.call_later(delay, self._start, worker.slot)
+
+    def _count_workers(self) -> None:
+        metrics.WORKERS.set(sum(w.ready for w in self.workers.values()))
 
     def _give_up(self, code: int) -> None:
         self._exit = code

@@ -1,7 +1,8 @@
 """The series reference of docs/metrics.md, generated from gateway/metrics.py.
 
-Every series is a module-level ``NAME = Counter|Gauge|Histogram(...)`` in
-gateway/metrics.py followed by a docstring that says when it moves. This script reads the
+Every series is a module-level ``NAME = Counter|Gauge|Histogram(...)`` (or
+``SupervisorCounter|SupervisorGauge(...)`` for the supervisor's own) in gateway/metrics.py
+followed by a docstring that says when it moves. This script reads the
 docstrings from the source, the names, types, labels, help, buckets and multiprocess
 modes from the series themselves, and the label values bound at import (the fixed sets)
 from a fresh registry, and writes the reference between the ``<!-- series -->`` markers:
@@ -27,7 +28,14 @@ ROOT = Path(__file__).resolve().parent.parent
 SOURCE = ROOT / "gateway" / "metrics.py"
 DOC = ROOT / "docs" / "metrics.md"
 START, END = "<!-- series -->", "<!-- /series -->"
-KINDS = ("Counter", "Gauge", "Histogram")
+KINDS = {
+    "Counter": "Counter",
+    "Gauge": "Gauge",
+    "Histogram": "Histogram",
+    "SupervisorCounter": "Counter",
+    "SupervisorGauge": "Gauge",
+}
+"""Constructors of a series, and the kind each exports."""
 MODES = {
     "livesum": "summed over live workers",
     "max": "the highest of all workers",
@@ -43,6 +51,8 @@ class Series:
     attribute: str
     kind: str
     docstring: str
+    supervisor: bool = False
+    """Exported by the supervisor alone (workers > 1), not by the workers."""
 
 
 def declared(source: str) -> list[Series]:
@@ -69,7 +79,7 @@ def declared(source: str) -> list[Series]:
                 f"gateway/metrics.py: {target.id} has no docstring saying when it moves"
             )
         text = " ".join(doc.split()).replace("``", "`")  # reST literals to Markdown
-        found.append(Series(target.id, call.id, text))
+        found.append(Series(target.id, KINDS[call.id], text, call.id.startswith("Supervisor")))
     return found
 
 
@@ -140,7 +150,9 @@ def section(series: Series, metric: Any) -> list[str]:
         f"labels {labels_of(metric)}" if metric._labelnames else "no labels",
     ]
     mode = getattr(metric, "_multiprocess_mode", "")
-    if series.kind == "Gauge" and mode:
+    if series.supervisor:
+        facts.append("exported by the supervisor, only with workers > 1")
+    elif series.kind == "Gauge" and mode:
         facts.append(f"workers > 1: {MODES.get(mode, mode)}")
     facts.append(f"`gateway.metrics.{series.attribute}`")
     lines = [f"### `{sampled_name(series, metric)}`", "", "; ".join(facts) + ".", ""]

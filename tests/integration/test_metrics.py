@@ -1,15 +1,22 @@
 """Scraping a real ``hf-gateway run`` after real traffic: real Redis, the fake Hugging Face,
-an echo upstream. (Adding up two real worker processes: test_metrics_listener.py.)"""
+an echo upstream; with one process and with two workers under the supervisor (one of them
+killed with -9 and replaced). (The listener adding up stand-in processes:
+test_metrics_listener.py.)"""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import re
+import signal
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.devtools.fake_hf import FakeHF
@@ -64,7 +71,7 @@ async def launch(
 ) -> AsyncIterator[Launch]:
     started: list[GatewayProcess] = []
 
-    async def start(**server: Any) -> GatewayProcess:
+    async def start(ready_within: float = 10.0, **server: Any) -> GatewayProcess:
         folder = tmp_path / f"gateway-{len(started)}"
         folder.mkdir()
         gateway = GatewayProcess(
@@ -76,7 +83,7 @@ async def launch(
             server=server,
         )
         started.append(gateway)
-        await gateway.start()
+        await gateway.start(ready_within=ready_within)
         await wait_for_metrics(gateway)
         return gateway
 
@@ -213,3 +220,114 @@ async def test_the_metrics_listener_answers_only_get_metrics(
     async with aiohttp.ClientSession() as http, http.request(method, url) as response:
         assert response.status == status
         assert "hf_gateway_" not in await response.text()
+
+
+# ---------------------------------------------------------------------------- two workers
+
+
+async def until(condition: Callable[[], bool], within: float, what: str) -> None:
+    deadline = time.monotonic() + within
+    while not condition():
+        assert time.monotonic() < deadline, f"not within {within}s: {what}"
+        await asyncio.sleep(0.05)
+
+
+def worker_pids(log: str) -> dict[int, int]:
+    """slot -> pid of the latest worker the supervisor started in that slot."""
+    return {
+        int(slot): int(pid) for slot, pid in re.findall(r"worker (\d+) started \(pid (\d+)\)", log)
+    }
+
+
+def multiprocess_dir(pid: int) -> Path:
+    """Where the workers write their series: the supervisor set it in their environment."""
+    environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    for entry in environ:
+        name, _, value = entry.partition(b"=")
+        if name == b"PROMETHEUS_MULTIPROC_DIR":
+            return Path(value.decode())
+    raise AssertionError(f"worker {pid} has no PROMETHEUS_MULTIPROC_DIR")
+
+
+def recorded_by(directory: Path, pid: int, name: str, **labels: str) -> float:
+    """What one worker's own files hold for a series (the listener adds these up)."""
+    files = [str(f) for f in directory.glob(f"*_{pid}.db")]
+    return sum(
+        s.value
+        for family in MultiProcessCollector.merge(files, accumulate=True)  # type: ignore[no-untyped-call]
+        for s in family.samples
+        if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
+    )
+
+
+async def anonymous_on_new_connections(gateway: GatewayProcess, count: int) -> None:
+    """``count`` requests, each on a connection of its own (the kernel spreads connections
+    over the workers' SO_REUSEPORT sockets, not requests)."""
+    for _ in range(count):
+        assert await call(gateway.url + "/api/echo") == 401
+
+
+async def test_two_workers_add_up_to_one_gateway_and_a_killed_one_is_counted_and_forgotten(
+    launch: Launch, fake_hf: FakeHF
+) -> None:
+    gateway = await launch(ready_within=60, workers=2, shutdown_timeout=2)
+    await until(lambda: "ready: 2 workers listening" in gateway.output(), 60, "both ready")
+    first = worker_pids(gateway.output())
+    assert len(first) == 2
+    directory = multiprocess_dir(first[0])
+    found = await scrape(gateway)
+    assert found.total("hf_gateway_workers") == 2
+    assert found.total("hf_gateway_worker_restarts_total") == 0
+    assert {
+        s.labels["reason"] for s in found.samples if s.name.startswith("hf_gateway_worker_r")
+    } == {
+        "signal",
+        "error",
+        "exited",
+    }
+    assert found.text.count("# TYPE hf_gateway_workers ") == 1  # once, not once per worker too
+
+    await drive_traffic(gateway, fake_hf)
+    await anonymous_on_new_connections(gateway, 40)
+    found = await scrape(gateway)
+    requests = "hf_gateway_requests_total"
+    # each answer counted once in the sum, whichever worker gave it
+    assert found.total(requests, route="tool", method="GET", status="2xx") == 6
+    assert found.total(requests, route="tool", status="4xx") == 42
+    assert found.total(requests, route="writers", status="4xx") == 1
+    assert found.total("hf_gateway_sign_ins_total", event="completed", reason="ok") == 2
+    assert found.total("hf_gateway_build_info") == 1
+    by_worker = [recorded_by(directory, pid, requests) for pid in first.values()]
+    assert all(n > 0 for n in by_worker), by_worker  # both workers served some
+    assert sum(by_worker) == found.total(requests)  # the gateway's own pages included
+
+    # alice's websocket on one worker; that worker is then killed with -9
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        await gateway.sign_in(http, fake_hf, "alice")
+        ws = await http.ws_connect(f"{gateway.url}/api/ws", protocols=("echo",))
+        assert (await ws.receive_str(timeout=5)).startswith("hello ")
+        assert (await scrape(gateway)).total("hf_gateway_open_websockets") == 1
+        holder = next(
+            pid
+            for pid in first.values()
+            if recorded_by(directory, pid, "hf_gateway_open_websockets") == 1
+        )
+        counted = (await scrape(gateway)).total(requests)
+        os.kill(holder, signal.SIGKILL)
+        await ws.receive(timeout=10)  # the tunnel died with its worker
+        await ws.close()
+    slot = next(s for s, pid in first.items() if pid == holder)
+    await until(
+        lambda: worker_pids(gateway.output()).get(slot) not in (None, holder), 60, "replaced"
+    )
+    await until(
+        lambda: gateway.output().count("ready: 2 workers listening") == 2, 60, "ready again"
+    )
+    found = await scrape(gateway)
+    assert found.total("hf_gateway_worker_restarts_total", reason="signal") == 1
+    assert found.total("hf_gateway_worker_restarts_total") == 1
+    assert found.total("hf_gateway_workers") == 2
+    assert found.total("hf_gateway_open_websockets") == 0  # the dead worker's gauge is gone
+    assert not list(directory.glob(f"gauge_live*_{holder}.db"))
+    assert found.total(requests) >= counted  # its counters still count: no reset
+    assert found.total("hf_gateway_sign_ins_total", event="completed", reason="ok") == 3

@@ -45,7 +45,7 @@ def defined_samples() -> set[str]:
     """Every sample name the gateway's series export."""
     names: set[str] = set()
     for value in vars(metrics).values():
-        if not isinstance(value, MetricWrapperBase):
+        if not isinstance(value, MetricWrapperBase | metrics.SupervisorSeries):
             continue
         for family in value.describe():
             if family.type == "counter":
