@@ -28,7 +28,8 @@ def test_the_stop_defaults_are_the_configs() -> None:
 
 
 def test_the_supervisor_figures_are_the_codes() -> None:
-    assert f"within {supervisor.QUICK_EXIT:g} s of their start, {supervisor.CRASH_LOOP} times" in DOC
+    quick = supervisor.QUICK_EXIT
+    assert f"within {quick:g} s of their start, {supervisor.CRASH_LOOP} times" in DOC
     assert f"up to {supervisor.MAX_BACKOFF:g} s" in DOC
     assert f"(within\n   {reload.METADATA_TIMEOUT:g} s)" in DOC or (
         f"(within {reload.METADATA_TIMEOUT:g} s)" in DOC
