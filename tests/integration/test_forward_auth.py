@@ -529,3 +529,34 @@ async def test_a_session_cookie_opens_only_what_its_user_may_open_on_the_asked_r
         "v1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
     )
     assert (await ask(gateway, forwarded(gateway, "/x"), cookie=forged)).status == 401
+
+
+async def test_the_request_ingress_nginx_sends_is_judged(gateway: GatewayHarness) -> None:
+    """The auth request ingress-nginx's template builds for ``auth-url`` (X-Original-URL from
+    $http_host, X-Original-Method, X-Auth-Request-Redirect, X-Sent-From, X-Real-IP, an
+    emptied X-Forwarded-Proto): alice in, bob out of /writers, anonymous 401; and the
+    ``auth-signin`` page keeps the absolute rd the controller appends."""
+    here = f"127.0.0.1:{gateway.port}"
+
+    def ingress(uri: str) -> list[Pair]:
+        return [
+            ("X-Original-URL", f"http://{here}{uri}"),
+            ("X-Original-Method", "GET"),
+            ("X-Sent-From", "nginx-ingress-controller"),
+            ("X-Real-IP", "10.1.2.3"),
+            ("X-Forwarded-For", "10.1.2.3"),
+            ("X-Auth-Request-Redirect", uri),
+            ("X-Forwarded-Proto", ""),
+        ]
+
+    alice = await ask(gateway, ingress("/x"), cookie=await cookie_of(gateway, "alice"))
+    assert alice.status == 200
+    assert alice.header("X-Forwarded-User") == "alice"
+    bob = await ask(gateway, ingress("/writers/x"), cookie=await cookie_of(gateway, "bob"))
+    assert bob.status == 403
+    assert (await ask(gateway, ingress("/x"))).status == 401
+    sign_in = await raw_request(
+        gateway.port, f"/_gateway/sign_in?rd=http%3A%2F%2F{here}%2Fx%3Fy%3D1", list(BROWSER.items())
+    )
+    assert sign_in.status == 200
+    assert f"rd=http%3A%2F%2F{here.replace(':', '%3A')}%2Fx%3Fy%3D1" in sign_in.text

@@ -1,4 +1,5 @@
-"""Real nginx and Caddy in front of a gateway, as the forward-auth guides configure them.
+"""Real nginx, Caddy and Traefik in front of a gateway, as the forward-auth guides
+configure them.
 
 The configurations are the guides' own snippet files (docs/deploy/snippets/), rendered by
 replacing the example addresses they contain with this test's ports, so the tests run
@@ -17,6 +18,7 @@ import pwd
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
@@ -48,7 +50,8 @@ def render(name: str, replacements: Mapping[str, str]) -> str:
 
 
 def _program(name: str) -> str:
-    for candidate in (shutil.which(name), f"/usr/sbin/{name}", f"/usr/bin/{name}"):
+    beside_python = str(Path(sys.executable).parent / name)  # a binary from a dev package
+    for candidate in (shutil.which(name), f"/usr/sbin/{name}", f"/usr/bin/{name}", beside_python):
         if candidate and os.access(candidate, os.X_OK):
             return candidate
     raise RuntimeError(f"{name} is missing: run scripts/ensure-system-deps.sh {name}")
@@ -66,6 +69,9 @@ class FrontProxy:
     """One proxy process serving ``http://127.0.0.1:{port}``."""
 
     name = "proxy"
+    strips_session_cookie = True
+    """Whether the guide's configuration keeps the gateway's cookie from the tool."""
+    routes_after_listening = False
 
     def __init__(self, port: int) -> None:
         self.port = port
@@ -103,13 +109,29 @@ class FrontProxy:
         while True:
             if self.process.poll() is not None:
                 raise RuntimeError(f"{self.name} exited: {self.output()}")
-            with contextlib.suppress(OSError):
-                _, writer = await asyncio.open_connection("127.0.0.1", self.port)
-                writer.close()
+            if await self.ready():
                 return
             if asyncio.get_running_loop().time() > deadline:
                 raise RuntimeError(f"{self.name} did not listen: {self.output()}")
             await asyncio.sleep(0.05)
+
+    async def ready(self) -> bool:
+        """Listening, and (for proxies that load routes after binding) routing."""
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", self.port)
+        except OSError:
+            return False
+        writer.close()
+        if not self.routes_after_listening:
+            return True
+        # The gateway is up already: its health page answers through the proxy once the
+        # proxy has loaded the configuration.
+        async with aiohttp.ClientSession() as http:
+            try:
+                async with http.get(f"{self.url}/_gateway/healthz") as response:
+                    return response.status == 200
+            except aiohttp.ClientError:
+                return False
 
     def output(self) -> str:
         return self.log.read_text("utf-8", "replace")[-3000:] if self.log.exists() else ""
@@ -217,6 +239,39 @@ class Caddy(FrontProxy):
             "XDG_CONFIG_HOME": str(self.folder / "config"),
             "XDG_DATA_HOME": str(self.folder / "data"),
         }
+
+
+class Traefik(FrontProxy):
+    """Traefik with the guide's static configuration and its dynamic one (file provider)."""
+
+    name = "traefik"
+    strips_session_cookie = False  # Traefik cannot remove one cookie (docs/deploy/traefik.md)
+    routes_after_listening = True
+
+    def __init__(self, port: int, *, gateway_port: int, tool_port: int) -> None:
+        super().__init__(port)
+        dynamic = render(
+            "traefik-dynamic.yaml",
+            {
+                EXAMPLE_GATEWAY: f"127.0.0.1:{gateway_port}",
+                EXAMPLE_TOOL: f"127.0.0.1:{tool_port}",
+                f"Host(`{EXAMPLE_HOST}`)": "Host(`127.0.0.1`)",
+            },
+        )
+        (self.folder / "dynamic.yml").write_text(dynamic)
+        static = render(
+            "traefik-static.yaml",
+            {
+                '":80"': f'"127.0.0.1:{port}"',
+                "/etc/traefik/dynamic.yml": str(self.folder / "dynamic.yml"),
+            },
+        )
+        # For the test only: no version check, no usage report, logs on standard output.
+        extra = "global:\n  checkNewVersion: false\n  sendAnonymousUsage: false\n"
+        (self.folder / "traefik.yml").write_text(static + extra + "log:\n  level: INFO\n")
+
+    def command(self) -> list[str]:
+        return [_program("traefik"), f"--configFile={self.folder / 'traefik.yml'}"]
 
 
 @contextlib.asynccontextmanager
