@@ -144,6 +144,8 @@ async def test_a_scrape_after_traffic_finds_every_series(launch: Launch, fake_hf
     assert found.total("hf_gateway_decisions_total", route="writers", decision="deny") == 1
     assert found.total("hf_gateway_decisions_total", route="tool", decision="allow") == 6
     assert found.total("hf_gateway_upstream_duration_seconds_count", route="tool") == 6
+    # the warm cache reports in batches at each miss: the first read of each session is one
+    assert found.total("hf_gateway_warm_cache_lookups_total", result="miss") >= 2
     for always in (
         "hf_gateway_token_refreshes_total",
         "hf_gateway_revalidations_total",
