@@ -202,7 +202,7 @@ class SessionConfig(BaseModel):
         le=16 * 1024 * 1024 * 1024,
         description="Memory budget of each process's warm cache, in bytes (estimated per "
         "entry: about 4 times the stored record); past it the oldest entries go first, and "
-        "a record over 1/256 of it is never cached",
+        "a record over 1/256 of it (at least 64 KiB) is never cached",
     )
 
     @field_validator("secret")

@@ -20,7 +20,7 @@ dropped once; no timer per entry):
 - the entries' estimated sizes (given by the caller, once, when it stores one) add up to
   at most ``max_bytes``; the oldest go first;
 - at most ``max_entries`` entries; an entry over ``max_entry_bytes`` (default
-  ``max_bytes / 256``) is not cached at all.
+  ``max_bytes / 256``, at least 64 KiB) is not cached at all.
 
 Hits and misses are counted in plain ints and handed to ``report`` (the metrics) on each
 miss, in a batch: a Prometheus increment costs more than a hit itself.
@@ -39,6 +39,9 @@ T = TypeVar("T")
 
 MAX_BYTES = 64 * 1024 * 1024
 """Default budget of one process's warm cache (``session.warm_cache_max_bytes``)."""
+MIN_ENTRY_LIMIT = 64 * 1024
+"""The default per-entry limit is max_bytes / 256, never below this (small budgets would
+refuse every ordinary record, about 5 KiB each)."""
 GRACE = 1.0
 """Seconds an entry stays (unserved) after max_age, to recognise a same-bytes re-read."""
 
@@ -61,9 +64,9 @@ class WarmCache(Generic[T]):
         self._grace = grace
         self._max_entries = max_entries
         self._max_bytes = max_bytes
-        self._max_entry_bytes = min(
-            max_bytes, max_bytes // 256 if max_entry_bytes is None else max_entry_bytes
-        )
+        if max_entry_bytes is None:
+            max_entry_bytes = max(max_bytes // 256, MIN_ENTRY_LIMIT)
+        self._max_entry_bytes = min(max_bytes, max_entry_bytes)
         self._clock = clock
         self._entries: OrderedDict[str, tuple[float, int, T]] = OrderedDict()
         """key -> (served until, estimated bytes, value), oldest first."""

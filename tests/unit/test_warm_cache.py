@@ -152,10 +152,16 @@ def test_a_huge_entry_is_not_cached_at_all() -> None:
     assert cache.get("s:2") == "bob"
 
 
-def test_the_default_per_entry_limit_is_a_256th_of_the_budget() -> None:
-    cache = listening_cache(Clock(), max_bytes=256_000)
-    cache.put("s:1", "fits", cache.epoch, 1000)
-    cache.put("s:2", "too big", cache.epoch, 1001)
+@pytest.mark.parametrize(
+    ("budget", "limit"), [(256 * 1024 * 1024, 1024 * 1024), (1024 * 1024, 64 * 1024)]
+)
+def test_the_default_per_entry_limit_is_a_256th_of_the_budget_or_64_kib(
+    budget: int, limit: int
+) -> None:
+    """A small budget still caches ordinary records (about 5 KiB each)."""
+    cache = listening_cache(Clock(), max_bytes=budget)
+    cache.put("s:1", "fits", cache.epoch, limit)
+    cache.put("s:2", "too big", cache.epoch, limit + 1)
     assert cache.get("s:1") == "fits"
     assert cache.get("s:2") is None
 
