@@ -144,14 +144,12 @@ async def auth(request: web.Request, ctx: GatewayContext) -> web.StreamResponse:
     except (Unreadable, PathError) as exc:
         log.info("forward-auth: unreadable original request: %s", escape_for_log(str(exc)))
         return responses.error(request, 400, "bad_request", "Bad request", str(exc))
-    # The answer's shape (page or JSON, redirect or 401) follows the original request.
-    asked_request = request.clone(method=original.method)
     host = normalize_host(original.host)
     gateway_path = path.match == GATEWAY_PREFIX or path.match.startswith(GATEWAY_PREFIX + "/")
     routed = None if gateway_path else ctx.access.routed(host, path)
     if routed is None:
         return responses.error(
-            asked_request,
+            _as_asked(request, original),
             403,
             "no_route",
             "Forbidden",
@@ -178,6 +176,7 @@ async def auth(request: web.Request, ctx: GatewayContext) -> web.StreamResponse:
     if verdict.outcome is Outcome.ANSWERED and verdict.answer is not None:
         verdict.answer.headers.update(NO_STORE)
         return verdict.answer
+    asked_request = _as_asked(request, original)
     target = _return_to(ctx, original, path.forward, query)
     if verdict.outcome is Outcome.UNAUTHENTICATED:
         return unauthenticated(asked_request, ctx, target, redirect=_wants_redirect(request))
@@ -193,6 +192,12 @@ async def auth(request: web.Request, ctx: GatewayContext) -> web.StreamResponse:
         "This request came from another site and carries your session; it was refused.",
         identity=identity,
     )
+
+
+def _as_asked(request: web.Request, original: Original) -> web.Request:
+    """The auth request with the original method: the answer's shape (page or JSON,
+    redirect or 401) follows the original request. Only refusals need it."""
+    return request.clone(method=original.method)
 
 
 def granted(pairs: tuple[Pair, ...]) -> web.Response:

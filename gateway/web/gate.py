@@ -9,7 +9,6 @@ proxied request, a redirect, a 401/403, or a forward-auth answer.
 from __future__ import annotations
 
 import enum
-import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -17,12 +16,12 @@ from aiohttp import web
 
 from gateway.access import Access, Routed
 from gateway.config import RouteConfig
-from gateway.logs import escape_for_log
+from gateway.identity import Identity
+from gateway.logs import AuditOutcome, audit, audit_enabled, current_trace
 from gateway.metrics import count_decision
+from gateway.policy import Decision
 from gateway.web.caller import Caller, identify
 from gateway.web.context import GatewayContext
-
-log = logging.getLogger(__name__)
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -62,12 +61,13 @@ class Asked:
 
 async def judge(request: web.Request, ctx: GatewayContext, routed: Routed, asked: Asked) -> Verdict:
     """The decision for ``asked``, whose credentials (cookie, bearer token) ``request``
-    carries. Counted in the decision metrics; denials are logged."""
+    carries. Counted in the decision metrics and written to the audit log."""
     route = routed.route
     now = datetime.fromtimestamp(ctx.clock(), UTC)
     anonymous = ctx.access.decide_for("", routed, asked.method, None, now, asked.host)
     if anonymous.decision.allowed:  # a public route or path: no identity is looked up
         count_decision(route.name, "allow", anonymous.decision.reasons[0].code.value)
+        _audit(route, "allow", anonymous.decision, None)
         return Verdict(Outcome.PUBLIC, Caller(None), anonymous)
     caller = await identify(request, ctx)
     if isinstance(caller, web.Response):
@@ -75,25 +75,36 @@ async def judge(request: web.Request, ctx: GatewayContext, routed: Routed, asked
     identity = caller.identity
     if identity is None:
         count_decision(route.name, "unauthenticated", "unauthenticated")
+        _audit(route, "unauthenticated", anonymous.decision, None)
         return Verdict(Outcome.UNAUTHENTICATED, caller)
+    trace = current_trace()
+    if trace is not None:  # who made the request, for the access line
+        trace.user, trace.sub = identity.username, identity.sub
     access = ctx.access.decide_for(
         caller.cache_key, routed, asked.method, identity, now, asked.host
     )
     first_reason = access.decision.reasons[0].code.value if access.decision.reasons else ""
     if not access.decision.allowed:
         count_decision(route.name, "deny", first_reason)
-        log.info(
-            "denied %s %s for %s: %s",
-            escape_for_log(asked.method),
-            escape_for_log(routed.forward),
-            escape_for_log(identity.username),
-            ",".join(r.code.value for r in access.decision.reasons),
-        )
+        _audit(route, "deny", access.decision, identity)
         return Verdict(Outcome.DENIED, caller, access)
     count_decision(route.name, "allow", first_reason)
+    _audit(route, "allow", access.decision, identity)
     if caller.session is not None and not same_site(ctx, route, asked):
         return Verdict(Outcome.CROSS_SITE, caller, access)
     return Verdict(Outcome.ALLOWED, caller, access)
+
+
+def _audit(
+    route: RouteConfig, outcome: AuditOutcome, decision: Decision, identity: Identity | None
+) -> None:
+    """One audit line per decision, as web/middleware writes them."""
+    if audit_enabled():
+        policy = route.policy if isinstance(route.policy, str) else "inline"
+        if identity is None:
+            audit(route.name, policy, outcome, decision)
+        else:
+            audit(route.name, policy, outcome, decision, identity.username, identity.sub)
 
 
 def same_site(ctx: GatewayContext, route: RouteConfig, asked: Asked) -> bool:
