@@ -560,3 +560,29 @@ async def test_the_request_ingress_nginx_sends_is_judged(gateway: GatewayHarness
     )
     assert sign_in.status == 200
     assert f"rd=http%3A%2F%2F{here.replace(':', '%3A')}%2Fx%3Fy%3D1" in sign_in.text
+
+
+@pytest.mark.parametrize(
+    ("uri", "extra", "accept", "status"),
+    [
+        pytest.param("/public/x", [], API, 200, id="public"),
+        pytest.param("/x", [], API, 401, id="unauthenticated"),
+        pytest.param("/x", [], BROWSER, 401, id="unauthenticated browser"),
+        pytest.param(
+            "/admin/x", [("Authorization", f"Bearer {ALICE_TOKEN}")], API, 200, id="allowed"
+        ),
+        pytest.param(
+            "/x", [("Authorization", "Bearer hf_unknown_token")], API, 401, id="bad token"
+        ),
+        pytest.param("/x%2F", [], API, 400, id="refused path"),
+        pytest.param("/_gateway/x", [], BROWSER, 403, id="no route, as a page"),
+    ],
+)
+async def test_no_answer_may_be_cached(
+    gateway: GatewayHarness, uri: str, extra: list[Pair], accept: dict[str, str], status: int
+) -> None:
+    """Every kind of answer is Cache-Control: no-store, so no cache between the front proxy
+    and the gateway can hand one user's decision (or identity headers) to another."""
+    response = await ask(gateway, [*forwarded(gateway, uri), *extra], accept=accept)
+    assert response.status == status, response.body
+    assert response.all("Cache-Control") == ["no-store"]
