@@ -102,6 +102,7 @@ BEARER_ALLOWANCES = ("client", "fleet")
 PROVIDER_ENDPOINTS = ("discovery", "jwks", "token", "userinfo", "whoami", "other")
 STORE_OPERATIONS = (
     "get",
+    "get_many",
     "set",
     "replace",
     "delete",
@@ -349,7 +350,8 @@ STORE_SECONDS = Histogram(
     registry=REGISTRY,
 )
 """Observed once per session store call (recorded by gateway/session/redis.py; the
-memory store records nothing). ``operation`` is one of get, set, replace, delete, take,
+memory store records nothing). ``operation`` is one of get, get_many (a batched read, one
+observation per batch), set, replace, delete, take,
 index_add, index_remove, index_members, lock, unlock, take_allowance, publish, scan, ping.
 See docs/redis.md."""
 STORE_ERRORS = Counter(

@@ -30,6 +30,9 @@ class MemoryStore:
             return None
         return entry[0]
 
+    async def get_many(self, keys: list[str]) -> list[bytes | None]:
+        return [await self.get(key) for key in keys]
+
     async def set(self, key: str, value: bytes, ttl: float) -> None:
         self._values[key] = (value, self._clock() + ttl)
         self._sweep()

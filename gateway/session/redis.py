@@ -25,6 +25,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ReadOnlyError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeout
@@ -253,6 +254,20 @@ class RedisStore:
         name = self._key(key)
         value: bytes | None = await self._call("get", lambda c: c.get(name))
         return value
+
+    async def get_many(self, keys: list[str]) -> list[bytes | None]:
+        """One MGET (standalone, Sentinel); on a Cluster one MGET per hash slot, sent to
+        the slots' nodes in one go (``mget_nonatomic``). One operation for the metrics."""
+        if not keys:
+            return []
+        names = [self._key(key) for key in keys]
+
+        async def read(client: Any) -> list[bytes | None]:
+            if isinstance(client, RedisCluster):
+                return list(await client.mget_nonatomic(names))
+            return list(await client.mget(names))
+
+        return await self._call("get_many", read)
 
     async def set(self, key: str, value: bytes, ttl: float) -> None:
         name, px = self._key(key), _ms(ttl)

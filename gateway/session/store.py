@@ -17,6 +17,12 @@ class SessionStore(Protocol):
         """The value under ``key``, or None when absent or expired."""
         ...
 
+    async def get_many(self, keys: list[str]) -> list[bytes | None]:
+        """The values under ``keys``, in their order (None where absent or expired): one
+        round trip where the store allows it. Not atomic across keys (a Cluster reads each
+        slot on its own); each value is as it was at some moment after the call began."""
+        ...
+
     async def set(self, key: str, value: bytes, ttl: float) -> None:
         """Store ``value`` for ``ttl`` seconds (replacing any previous value)."""
         ...
