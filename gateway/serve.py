@@ -29,7 +29,7 @@ from aiohttp import web
 from gateway import __version__
 from gateway.app import create_app
 from gateway.config import GatewayConfig
-from gateway.logs import ACCESS_LOGGER, FAULTS, AccessLogger, configure_logging
+from gateway.logs import ACCESS_LOGGER, FAULTS, AccessLogger, configure_logging, flush_lines
 from gateway.metrics_listener import start_metrics_listener
 from gateway.reload import Reloader
 from gateway.web.context import LIVE
@@ -201,6 +201,7 @@ async def _serve(config: GatewayConfig, config_path: Path, link: Connection | No
         task.cancel()
     await drain(app, runner, server, reloader.config)
     FAULTS.flush()  # the counts of faults still being summarised
+    flush_lines()  # and the access and audit lines not written yet
     if stop_metrics is not None:
         await stop_metrics()
     if link is not None:

@@ -30,7 +30,7 @@ import pytest
 import yaml
 
 from gateway.devtools import fake_hf_tokens
-from gateway.logs import FAULTS, JsonFormatter
+from gateway.logs import FAULTS, JsonFormatter, flush_lines
 
 PATTERNS: dict[str, re.Pattern[str]] = {
     "session cookie": re.compile(r"v1\.[A-Za-z0-9_-]{43}\.[A-Za-z0-9_-]{43}"),
@@ -147,12 +147,15 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _fresh_fault_log() -> None:
+def _fresh_fault_log() -> Iterator[None]:
     FAULTS.reset()
+    yield
+    flush_lines()  # the test's access and audit lines, made now that its loop is gone
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionfinish(session: pytest.Session) -> None:
+    flush_lines()
     logging.getLogger().removeHandler(_HANDLER)
     _HITS.extend(SCAN.hits(fixture_secrets() | fake_hf_tokens.ISSUED))
     if _HITS:

@@ -4,9 +4,11 @@ secret scan of tests/support/log_scan.py (which must be able to fail)."""
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import logging
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -15,10 +17,13 @@ from gateway.logs import (
     EscapingFormatter,
     FaultLog,
     JsonFormatter,
+    LineHandler,
+    audit,
     begin_trace,
     deciding_rule,
     emit,
     escape_for_log,
+    flush_lines,
     incoming_request_id,
     new_request_id,
     redact_target,
@@ -195,3 +200,54 @@ def test_the_scan_finds_a_planted_secret(tmp_path: Path, planted: str, what: str
     )
     output.write_text('{"msg": "started", "route": "tool"}\n')
     assert clean.hits(known) == []
+
+
+# ---------------------------------------------------------------------- lines made later
+
+
+async def test_an_audit_line_is_made_later_with_its_requests_id_and_time(
+    fault_logger: logging.Logger,
+) -> None:
+    del fault_logger
+    audit_log = logging.getLogger("gateway.audit")
+    lines = Lines()
+    audit_log.addHandler(lines)
+    audit_log.setLevel(logging.INFO)
+    decision = Decision(True, (Reason(ReasonCode.ALLOWED, "allow[0]"),))
+
+    async def handled() -> None:
+        begin_trace("req-9")
+        audit("tool", "authenticated", "allow", decision, "alice", "sub-1")
+
+    try:
+        noted_at = time.time()
+        await asyncio.create_task(handled())
+        assert lines.records == []  # noted on the request path, not made yet
+        flush_lines()
+    finally:
+        audit_log.removeHandler(lines)
+        audit_log.setLevel(logging.NOTSET)
+    made = json.loads(JsonFormatter().format(lines.records[0]))
+    assert made["request_id"] == "req-9"  # the request's, though made outside it
+    assert abs(lines.records[0].created - noted_at) < 0.5
+    assert (made["user"], made["rule"], made["reasons"]) == ("alice", "allow[0]", ["allowed"])
+
+
+def test_the_line_handler_batches_access_lines_and_keeps_the_order() -> None:
+    stream = io.StringIO()
+    handler = LineHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("gateway.test.lines")
+    logger.addHandler(handler)
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    try:
+        emit(logger, logging.INFO, "request", {"n": 1})  # no event loop: written at once
+        assert json.loads(stream.getvalue())["n"] == 1
+        handler._waiting.append(record("waiting", fields={"n": 2}))  # noqa: SLF001
+        logger.warning("a warning")  # writes what waited first
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = True
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [line["msg"] for line in lines] == ["request", "waiting", "a warning"]
