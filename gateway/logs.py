@@ -26,6 +26,7 @@ import logging
 import math
 import os
 import re
+import select
 import sys
 import time
 from collections.abc import Mapping
@@ -344,9 +345,9 @@ class _Noted:
     records off it: every ``FLUSH_AFTER`` (or ``BATCH`` lines) from a timer, in one tight
     loop, then written in one go by the LineHandler.
 
-    Measured per signed-in request (benchmarks/log_cost.py), making and writing the two
-    lines between requests cost about three times what the same work costs in a loop;
-    what stays on the request path is a tuple and an append. A line keeps the time and the
+    Measured (benchmarks/log_cost.py), making and writing the two lines between requests
+    cost two to three times what the same work costs in a loop; what stays on the
+    request path is a tuple and an append. A line keeps the time and the
     request id of its request. Lines still noted when the process ends are written by
     ``flush_lines`` (serve.py, and at exit).
     """
@@ -381,7 +382,7 @@ class _Noted:
         if not noted:
             return
         # The records made here are freed as soon as they are written and hold no cycles:
-        # the collector would only walk them (a third of their cost, measured).
+        # a collection in the middle of the batch would only walk them.
         collecting = gc.isenabled()
         gc.disable()
         try:
@@ -696,13 +697,20 @@ def log_fault(logger: logging.Logger, level: int, msg: str, *args: object) -> No
 # ------------------------------------------------------------------ set-up
 
 
+_PIPE_BUF = getattr(select, "PIPE_BUF", 512)
+"""The most a write to a pipe may hold and still never be interleaved with another
+process's write (4096 on Linux)."""
+
+
 class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """Lines to a stream; access and audit lines in batches.
 
     A structured INFO line (access, audit) waits, unformatted, until ``FLUSH_AFTER`` has
-    passed or ``BATCH`` lines are waiting, then all are formatted and written in one go:
-    formatting a batch in a tight loop costs about half of formatting lines one by one
-    between requests, and one write replaces a system call per line. Any other line (a
+    passed or ``BATCH`` lines are waiting, then all are formatted and written together,
+    in writes of whole lines of at most PIPE_BUF bytes each (so the lines of several
+    workers sharing a pipe never interleave): formatting a batch in a tight loop costs
+    about half of formatting lines one by one between requests, and a write carries about
+    ten lines instead of one. Any other line (a
     warning, a message) is written at once, after the lines waiting before it, so the
     order holds. The request id is taken when the line is made. At exit, and on
     ``flush()``, everything waiting is written; a process killed with SIGKILL loses at
@@ -754,11 +762,24 @@ class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
         if not waiting:
             return
         try:
-            text = "".join([self.format(record) + "\n" for record in waiting])
-            self.stream.write(text)
-            self.stream.flush()
+            # Writes of whole lines, each at most PIPE_BUF bytes: a pipe (a container's
+            # stdout) takes each one whole, so the workers' lines never interleave.
+            chunk: list[str] = []
+            size = 0
+            for record in waiting:
+                line = self.format(record) + "\n"  # ASCII in JSON; near enough as text
+                if chunk and size + len(line) > _PIPE_BUF:
+                    self._write("".join(chunk))
+                    chunk, size = [], 0
+                chunk.append(line)
+                size += len(line)
+            self._write("".join(chunk))
         except Exception:
             self.handleError(waiting[0])
+
+    def _write(self, text: str) -> None:
+        self.stream.write(text)
+        self.stream.flush()
 
     def flush(self) -> None:
         with self.lock:  # type: ignore[union-attr]

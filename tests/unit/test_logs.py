@@ -8,6 +8,7 @@ import io
 import json
 import logging
 import re
+import select
 import time
 from pathlib import Path
 
@@ -251,3 +252,27 @@ def test_the_line_handler_batches_access_lines_and_keeps_the_order() -> None:
         logger.propagate = True
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     assert [line["msg"] for line in lines] == ["request", "waiting", "a warning"]
+
+
+class Writes(io.StringIO):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.writes.append(text)
+        return super().write(text)
+
+
+def test_a_batch_is_written_in_whole_lines_of_at_most_pipe_buf_bytes() -> None:
+    """Workers share one pipe: a write of at most PIPE_BUF bytes is never interleaved with
+    another process's, so each write holds whole lines and stays under it."""
+    stream = Writes()
+    handler = LineHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    for n in range(300):
+        handler._waiting.append(record("request", fields={"n": n, "pad": "x" * 200}))  # noqa: SLF001
+    handler.flush()
+    assert len(stream.writes) > 10
+    assert all(len(w) <= select.PIPE_BUF and w.endswith("\n") for w in stream.writes)
+    assert [json.loads(line)["n"] for line in stream.getvalue().splitlines()] == list(range(300))
