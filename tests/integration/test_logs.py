@@ -489,3 +489,43 @@ async def test_a_redis_outage_is_a_few_lines_with_counts_not_one_per_request(
     assert 2 <= len(lines) <= 6  # about one per second of the outage, not one per request
     assert 1 + sum(counted) == refused
     assert all(OUR_ID.fullmatch(line["last_request_id"]) for line in lines[1:])
+
+
+async def test_two_workers_on_one_output_never_interleave_their_lines(
+    fake_hf: FakeHF,
+    upstream: str,
+    redis_server: RedisServer,
+    tmp_path: Path,
+    stopped: list[GatewayProcess],
+) -> None:
+    """Two workers write batches of access lines to the same output: every line of it is
+    still one whole JSON object, both workers wrote, and every request has its line."""
+    process = GatewayProcess(
+        tmp_path,
+        issuer=fake_hf.issuer,
+        upstream=upstream,
+        redis_url=redis_server.url,
+        server={"workers": 2},
+    )
+    stopped.append(process)
+    await process.start(ready_within=30)
+    for _ in range(600):
+        if "ready: 2 workers listening" in process.output():
+            break
+        await asyncio.sleep(0.05)
+    ids: list[str] = []
+    # A new connection per request: the kernel spreads them over both workers' sockets.
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as http:
+
+        async def client() -> None:
+            for _ in range(100):
+                async with http.get(
+                    f"{process.url}/api/echo", headers={**API, "User-Agent": "a long agent " * 25}
+                ) as response:
+                    ids.append(response.headers["X-Request-Id"])
+
+        await asyncio.gather(*(client() for _ in range(8)))
+    process.stop()
+    logged = access_lines(process)  # every line parses
+    assert {line["request_id"] for line in logged} >= set(ids)
+    assert len({line["pid"] for line in logged if line["request_id"] in set(ids)}) == 2
