@@ -34,6 +34,7 @@ from gateway.session.cache import WarmCache
 from gateway.session.manager import LoadedSession, SessionManager
 from gateway.session.memory import MemoryStore
 from gateway.session.model import SessionKeys, SessionTimes
+from gateway.session.recheck import keep_rechecking
 from gateway.session.redis import RedisStore
 from gateway.session.store import InvalidationSource, SessionStore
 from gateway.web.bearer import TokenResolver
@@ -84,6 +85,8 @@ def create_app(
         on_key, on_state = invalidation_listeners(cache, tunnels)
         if isinstance(own_store, InvalidationSource):
             tasks.append(asyncio.create_task(own_store.listen_invalidations(on_key, on_state)))
+            if cache is not None:  # batched re-reads of the entries in use (recheck.py)
+                tasks.append(asyncio.create_task(keep_rechecking(cache, own_store)))
         else:  # one process, one store: every change is reported here directly
             tunnels.listening_locally()
         try:

@@ -8,7 +8,16 @@ a second, and never while that channel is down. So:
 - every session write or delete, here or on any replica, drops the entry (pub/sub);
 - the cache is off (and empty) until the channel confirms it is listening, and again as
   soon as the channel fails;
-- a read that raced with an invalidation is not cached (the epoch moved meanwhile).
+- a read that raced with an invalidation is not cached (the epoch moved meanwhile);
+- an entry is served until ``max_age`` after the *start* of the last read that saw its
+  bytes: the read that stored it, or a later batched re-check (session/recheck.py) that
+  found the same bytes (:meth:`confirm`). A re-check only extends the very entry it began
+  with: one that an invalidation dropped (or a newer read replaced) meanwhile is left as
+  it is, so a re-check racing with an invalidation cannot bring the old value back.
+
+The entries used lately (served by :meth:`get` or stored by :meth:`put` since the
+previous two calls of :meth:`recheck_due`) are what the re-check reads; the others are
+left to expire.
 
 Memory is bounded three ways, all checked on ``put`` (amortised O(1): the entries are kept
 in the order they were stored, so whatever has to go is at the head, and each entry is
@@ -74,6 +83,12 @@ class WarmCache(Generic[T]):
         self._head_expires = 0.0
         """When the oldest entry is due to leave: puts before then skip the head."""
         self._enabled = False
+        self._used: set[str] = set()
+        """Keys served or stored since the last :meth:`recheck_due`."""
+        self._used_before: set[str] = set()
+        """Keys served or stored in the interval before that."""
+        self._mark = self._used.add
+        """``self._used.add``, bound once: the hit path pays one call, no lookups."""
         self.epoch = 0
         """Moves on every invalidation; a read started in an older epoch is not cached."""
         self.hits = 0
@@ -91,16 +106,22 @@ class WarmCache(Generic[T]):
         return len(self._entries), self._bytes
 
     def get(self, key: str) -> T | None:
-        if not self._enabled:
-            return None
+        # No test of _enabled on a hit: a disabled cache holds nothing (channel_state).
         entry = self._entries.get(key)
         if entry is None or self._clock() >= entry[0]:
+            if not self._enabled:
+                return None
             self.misses += 1
             if self._report is not None:
                 self._flush(self._report)
             return None
         self.hits += 1
+        self._mark(key)
         return entry[2]
+
+    def now(self) -> float:
+        """The cache's clock: a read's start, for :meth:`put` and :meth:`confirm`."""
+        return self._clock()
 
     def last(self, key: str) -> T | None:
         """The value last cached for ``key`` if still held, however old (never to serve by
@@ -108,26 +129,76 @@ class WarmCache(Generic[T]):
         entry = self._entries.get(key) if self._enabled else None
         return entry[2] if entry is not None else None
 
-    def put(self, key: str, value: T, read_epoch: int, size: int) -> None:
+    def put(
+        self, key: str, value: T, read_epoch: int, size: int, read_at: float | None = None
+    ) -> None:
         """Cache a value read from the store in ``read_epoch`` (skipped if it may be stale);
-        ``size`` is its estimated memory in bytes, the cache's own overhead included."""
+        ``size`` is its estimated memory in bytes, the cache's own overhead included;
+        ``read_at`` (:meth:`now` when the read began; now if not given) starts its max_age:
+        the read saw the value at some moment after that, not necessarily now."""
         if not self._enabled or read_epoch != self.epoch:
             return
+        self._used.add(key)
+        now = self._clock()
+        served_until = (now if read_at is None else min(now, read_at)) + self._max_age
         entries = self._entries
         old = entries.get(key)
         held = self._bytes - old[1] if old is not None else self._bytes
-        if size > self._max_entry_bytes:
-            if old is not None:  # one huge record would push out hundreds of ordinary ones
+        if size > self._max_entry_bytes or served_until <= now:
+            # Too big (one huge record would push out hundreds of ordinary ones), or a read
+            # so slow that its value is past serving already.
+            if old is not None:
                 del entries[key]
                 self._bytes = held
             return
-        now = self._clock()
-        entries[key] = (now + self._max_age, size, value)
+        entries[key] = (served_until, size, value)
         if old is not None:
             entries.move_to_end(key)
         self._bytes = held = held + size
         if now >= self._head_expires or held > self._max_bytes or len(entries) > self._max_entries:
             self._trim(now)
+
+    def recheck_due(self, limit: int) -> list[tuple[str, T]]:
+        """The entries to re-check now, at most ``limit``: those held and used since the
+        previous two calls (so an entry in steady use is read by two batches before it
+        could age out, and one left alone is read at most twice more). Each with the value
+        held now: :meth:`confirm` and :meth:`discard` act only on that very value."""
+        recent = self._used | self._used_before if self._used_before else self._used
+        self._used_before, self._used = self._used, set()
+        self._mark = self._used.add
+        if not self._enabled:
+            return []
+        entries = self._entries
+        due: list[tuple[str, T]] = []
+        for key in recent:
+            entry = entries.get(key)
+            if entry is not None:
+                due.append((key, entry[2]))
+                if len(due) >= limit:
+                    break
+        return due
+
+    def confirm(self, key: str, value: T, read_at: float) -> bool:
+        """A read that began at ``read_at`` found ``value``'s bytes still stored: serve it
+        until ``read_at`` + max_age (never less than already allowed). Nothing happens
+        unless the entry still holds ``value`` itself: an invalidation or a newer read
+        since the re-check began has the last word. True when extended."""
+        entry = self._entries.get(key)
+        if entry is None or entry[2] is not value or not self._enabled:
+            return False
+        served_until = read_at + self._max_age
+        if served_until > entry[0]:
+            self._entries[key] = (served_until, entry[1], value)
+            self._entries.move_to_end(key)  # roughly in expiry order, for _trim
+        return True
+
+    def discard(self, key: str, value: T) -> None:
+        """A re-check found other bytes or none for ``key``: drop the entry if it still
+        holds ``value`` (the next request reads the store)."""
+        entry = self._entries.get(key)
+        if entry is not None and entry[2] is value:
+            del self._entries[key]
+            self._bytes -= entry[1]
 
     def _trim(self, now: float) -> None:
         """Drop from the head (the oldest) what is past keeping or over a bound. The entry
@@ -164,5 +235,7 @@ class WarmCache(Generic[T]):
         """The invalidation channel came up (cache on) or broke (cache off and emptied)."""
         self.epoch += 1
         self._entries.clear()
+        self._used.clear()
+        self._used_before.clear()
         self._bytes = 0
         self._enabled = listening

@@ -134,6 +134,7 @@ class SessionManager:
 
     async def _read(self, key: str) -> LoadedSession | None:
         epoch = self.cache.epoch if self.cache else 0
+        began = self.cache.now() if self.cache else 0.0  # max_age counts from here
         data = await self.store.get(key)
         if data is None:
             return None
@@ -156,7 +157,7 @@ class SessionManager:
             last if last is not None and last.record is record else LoadedSession(key, record, data)
         )
         if self.cache:
-            self.cache.put(key, loaded, epoch, warm_entry_bytes(len(data)))
+            self.cache.put(key, loaded, epoch, warm_entry_bytes(len(data)), began)
         return loaded
 
     def key_for(self, cookie: str | None) -> str | None:
