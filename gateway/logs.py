@@ -386,6 +386,10 @@ class _Noted:
         collecting = gc.isenabled()
         gc.disable()
         try:
+            direct = _direct()
+            if direct is not None:  # the lines as text, no records
+                direct.write_lines([_DIRECT[make](*values) for make, *values in noted])
+                return
             for make, *values in noted:
                 make(*values)
             for handler in logging.getLogger().handlers:
@@ -495,6 +499,47 @@ def _access_line(
     emit(_access_log, logging.INFO, "request", fields, created, rid)
 
 
+def _access_json(
+    created: float,
+    rid: str,
+    route: str,
+    user: str,
+    sub: str,
+    client: str,
+    upstream: float | None,
+    method: str,
+    target: str,
+    status: int,
+    size: int,
+    took: float,
+    remote: str | None,
+    agent: str,
+) -> str:
+    """The line ``_access_line`` makes, as JsonFormatter would write it, without the
+    record (used when nothing but the gateway's own JSON handler reads the log)."""
+    where = client or remote
+    return (
+        f'{{"ts": "{_Clock.stamp(created)}"{_head_of(ACCESS_LOGGER)}"request", '
+        f'"request_id": {_quoted(rid)}, "route": {_quoted(route)}, '
+        f'"method": {_quoted(method)}, "target": {_quoted(redact_target(target))}, '
+        f'"status": {status}, "bytes": {size}, "duration_ms": {round(took * 1000, 3)!r}, '
+        f'"upstream_ms": {"null" if upstream is None else repr(round(upstream * 1000, 3))}, '
+        f'"user": {_quoted(user)}, "sub": {_quoted(sub)}, '
+        f'"remote": {"null" if where is None else _quoted(where)}, '
+        f'"user_agent": {_quoted(agent)}}}'
+    )
+
+
+def _head_of(name: str) -> str:
+    head = _HEADS.get((name, "INFO", _PID[0]))
+    return head if head is not None else _head(name, "INFO", _PID[0])
+
+
+_PID = [os.getpid()]
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=lambda: _PID.__setitem__(0, os.getpid()))
+
+
 _clock = time.time
 _monotonic = time.monotonic
 
@@ -590,6 +635,50 @@ def _audit_line(
         "rule": rule,
     }
     emit(_audit_log, logging.INFO, "decision", fields, created, request_id)
+
+
+def _audit_json(
+    created: float,
+    request_id: str | None,
+    route: str,
+    policy: str,
+    outcome: AuditOutcome,
+    reasons: tuple[str, ...],
+    rule: str,
+    user: str,
+    sub: str,
+) -> str:
+    """The line ``_audit_line`` makes, as JsonFormatter would write it (see _access_json)."""
+    rid = "" if request_id is None else f'"request_id": {_quoted(request_id)}, '
+    return (
+        f'{{"ts": "{_Clock.stamp(created)}"{_head_of(AUDIT_LOGGER)}"decision", {rid}'
+        f'"user": {_quoted(user)}, "sub": {_quoted(sub)}, "route": {_quoted(route)}, '
+        f'"policy": {_quoted(policy)}, "decision": {_quoted(outcome)}, '
+        f'"reasons": [{", ".join(map(_quoted, reasons))}], "rule": {_quoted(rule)}}}'
+    )
+
+
+_DIRECT: dict[object, Any] = {_access_line: _access_json, _audit_line: _audit_json}
+"""How each noted line is written when it may skip the logging module (``_direct``)."""
+
+
+def _direct() -> LineHandler | None:
+    """The handler to write noted lines to as text directly: when the process's log is
+    exactly configure_logging's one JSON LineHandler and nothing else could see a record
+    (no other handler, no filter, the access and audit loggers plain). Otherwise the lines
+    go through logging as records, for whatever else listens (tests, an embedding app)."""
+    root = logging.getLogger()
+    if len(root.handlers) != 1 or root.filters:
+        return None
+    handler = root.handlers[0]
+    if type(handler) is not LineHandler or type(handler.formatter) is not JsonFormatter:
+        return None
+    if handler.filters:
+        return None
+    for logger in (_access_log, _audit_log, logging.getLogger("gateway")):
+        if logger.handlers or logger.filters or not logger.propagate or logger.disabled:
+            return None
+    return handler
 
 
 # ------------------------------------------------------------------ repeated faults
@@ -762,20 +851,34 @@ class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
         if not waiting:
             return
         try:
-            # Writes of whole lines, each at most PIPE_BUF bytes: a pipe (a container's
-            # stdout) takes each one whole, so the workers' lines never interleave.
-            chunk: list[str] = []
-            size = 0
-            for record in waiting:
-                line = self.format(record) + "\n"  # ASCII in JSON; near enough as text
-                if chunk and size + len(line) > _PIPE_BUF:
-                    self._write("".join(chunk))
-                    chunk, size = [], 0
-                chunk.append(line)
-                size += len(line)
-            self._write("".join(chunk))
+            self._write_lines([self.format(record) for record in waiting])
         except Exception:
             self.handleError(waiting[0])
+
+    def write_lines(self, lines: list[str]) -> None:
+        """Lines already formatted, after whatever waits (``_Noted``'s direct path)."""
+        with self.lock:  # type: ignore[union-attr]
+            self._write_waiting()
+            try:
+                self._write_lines(lines)
+            except Exception:  # as Handler.handleError would, without a record to name
+                if logging.raiseExceptions:
+                    sys.stderr.write("--- hf-gateway: writing log lines failed\n")
+
+    def _write_lines(self, lines: list[str]) -> None:
+        # Writes of whole lines, each at most PIPE_BUF bytes: a pipe (a container's
+        # stdout) takes each one whole, so the workers' lines never interleave.
+        chunk: list[str] = []
+        size = 0
+        for text in lines:
+            line = text + "\n"  # ASCII in JSON; near enough as text
+            if chunk and size + len(line) > _PIPE_BUF:
+                self._write("".join(chunk))
+                chunk, size = [], 0
+            chunk.append(line)
+            size += len(line)
+        if chunk:
+            self._write("".join(chunk))
 
     def _write(self, text: str) -> None:
         self.stream.write(text)

@@ -276,3 +276,57 @@ def test_a_batch_is_written_in_whole_lines_of_at_most_pipe_buf_bytes() -> None:
     assert len(stream.writes) > 10
     assert all(len(w) <= select.PIPE_BUF and w.endswith("\n") for w in stream.writes)
     assert [json.loads(line)["n"] for line in stream.getvalue().splitlines()] == list(range(300))
+
+
+HOSTILE = 'a\nb\u2028"\\\u202e\x00é'
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        ("rid-1", "tool", "alice", "sub-1", "", 0.00042, "GET", "/x?code=1", 200, 1655, 0.0012),
+        ("rid-2", "", "", "", "203.0.113.9", None, "POST", "/" + HOSTILE, 403, 0, 0.5),
+    ],
+)
+def test_access_lines_written_directly_are_the_lines_the_formatter_writes(
+    values: tuple[object, ...],
+) -> None:
+    """With only the gateway's own JSON handler listening, noted lines skip the logging
+    module; the text must be exactly what a record through JsonFormatter gives."""
+    from gateway import logs
+
+    noted = (1_733_338_800.125, *values, "127.0.0.1", HOSTILE)
+    direct = logs._access_json(*noted)  # noqa: SLF001
+    lines = Lines()
+    access_log = logging.getLogger("gateway.access")
+    access_log.addHandler(lines)
+    access_log.setLevel(logging.INFO)
+    try:
+        logs._access_line(*noted)  # noqa: SLF001
+    finally:
+        access_log.removeHandler(lines)
+        access_log.setLevel(logging.NOTSET)
+    assert direct == JsonFormatter().format(lines.records[0])
+    assert json.loads(direct)["user_agent"] == HOSTILE
+
+
+@pytest.mark.parametrize("request_id", ["rid-3", None])
+def test_audit_lines_written_directly_are_the_lines_the_formatter_writes(
+    request_id: str | None,
+) -> None:
+    from gateway import logs
+
+    noted = (1_733_338_800.5, request_id, "writers", "writers", "deny")
+    noted += (("no_matching_allow", "rule_failed"), "no_allow", HOSTILE, "sub-2")
+    direct = logs._audit_json(*noted)  # noqa: SLF001
+    lines = Lines()
+    audit_log = logging.getLogger("gateway.audit")
+    audit_log.addHandler(lines)
+    audit_log.setLevel(logging.INFO)
+    try:
+        logs._audit_line(*noted)  # noqa: SLF001
+    finally:
+        audit_log.removeHandler(lines)
+        audit_log.setLevel(logging.NOTSET)
+    assert direct == JsonFormatter().format(lines.records[0])
+    assert json.loads(direct)["user"] == HOSTILE
