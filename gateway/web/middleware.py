@@ -24,34 +24,27 @@ from gateway.headers import (
     filter_request_headers,
     forwarding_headers,
 )
-from gateway.identity import Identity
 from gateway.logs import (
     ACCESS_LOGGER,
     REQUEST_ID_HEADER,
-    AuditOutcome,
-    audit,
-    audit_enabled,
     begin_trace,
     current_trace,
     incoming_request_id,
     log_fault,
     new_request_id,
 )
-from gateway.metrics import count_decision, count_request
-from gateway.policy import Decision
+from gateway.metrics import count_request
 from gateway.routing import NormalPath, normalize_host, normalize_path, strip_path_prefix
 from gateway.session.model import TOUCH_INTERVAL, SessionRecord
 from gateway.web import endpoints, responses
 from gateway.web.bearer import ACCEPTED_TTL as TOKEN_RECHECK
-from gateway.web.caller import Caller, identify
+from gateway.web.caller import Caller
 from gateway.web.context import CONTEXT, GATEWAY_PREFIX, GatewayContext
+from gateway.web.gate import UNSAFE_METHODS, Asked, Outcome, judge, passed_access_token
 from gateway.web.proxy import UpstreamError, forward_http, forward_websocket, is_websocket
 from gateway.web.tunnels import Binding, Tunnel, Verdict
 
 log = logging.getLogger(__name__)
-
-_UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-
 
 GATEWAY_LABEL = "_gateway"
 """The route label of the gateway's own pages in the metrics."""
@@ -82,20 +75,6 @@ def _request_id(request: web.Request, ctx: GatewayContext) -> str:
         if kept is not None:
             return kept
     return new_request_id()
-
-
-def _audit(
-    route: RouteConfig,
-    outcome: AuditOutcome,
-    decision: Decision,
-    identity: Identity | None,
-) -> None:
-    if audit_enabled():
-        policy = route.policy if isinstance(route.policy, str) else "inline"
-        if identity is None:
-            audit(route.name, policy, outcome, decision)
-        else:
-            audit(route.name, policy, outcome, decision, identity.username, identity.sub)
 
 
 async def _answer(request: web.Request, ctx: GatewayContext) -> tuple[web.StreamResponse, str]:
@@ -146,35 +125,27 @@ async def _guarded(
     path: NormalPath,
     query: str,
 ) -> web.StreamResponse:
-    route = routed.route
-    now = datetime.fromtimestamp(ctx.clock(), UTC)
-    anonymous = ctx.access.decide_for("", routed, request.method, None, now, host)
-    if anonymous.decision.allowed:  # a public route or path: no identity is looked up
-        count_decision(route.name, "allow", anonymous.decision.reasons[0].code.value)
-        _audit(route, "allow", anonymous.decision, None)
-        return await _forward(request, ctx, routed, path, query, Caller(None), "")
-    caller = await identify(request, ctx)
-    if isinstance(caller, web.Response):
-        return caller
-    identity = caller.identity
-    if identity is None:
-        count_decision(route.name, "unauthenticated", "unauthenticated")
-        _audit(route, "unauthenticated", anonymous.decision, None)
+    """The decision forward-auth also asks (web/gate.judge), turned into a proxied
+    request, a sign-in, a 401/403, or the answer identifying the caller produced."""
+    websocket = is_websocket(request)
+    asked = Asked(request.method, host, websocket, _origin(request, websocket))
+    verdict = await judge(request, ctx, routed, asked)
+    outcome = verdict.outcome
+    if outcome is Outcome.PUBLIC:
+        return await _forward(request, ctx, routed, path, query, verdict.caller, "")
+    if outcome is Outcome.ALLOWED:
+        token = passed_access_token(ctx, routed.route, verdict.caller)
+        return await _forward(request, ctx, routed, path, query, verdict.caller, token)
+    if outcome is Outcome.ANSWERED and verdict.answer is not None:
+        return verdict.answer
+    if outcome is Outcome.UNAUTHENTICATED:
         target = original_target(ctx, request, host, path, query)
         return responses.unauthenticated(request, ctx, target)
-    trace = current_trace()
-    if trace is not None:  # who made the request, for the access line
-        trace.user, trace.sub = identity.username, identity.sub
-    access = ctx.access.decide_for(caller.cache_key, routed, request.method, identity, now, host)
-    first_reason = access.decision.reasons[0].code.value if access.decision.reasons else ""
-    if not access.decision.allowed:
-        count_decision(route.name, "deny", first_reason)
-        _audit(route, "deny", access.decision, identity)
+    identity = verdict.caller.identity
+    if outcome is Outcome.DENIED and verdict.access is not None and identity is not None:
         target = original_target(ctx, request, host, path, query)
-        return responses.denied(request, ctx, access.decision, identity, target)
-    count_decision(route.name, "allow", first_reason)
-    _audit(route, "allow", access.decision, identity)
-    if caller.session is not None and not _same_site_request(request, ctx, route):
+        return responses.denied(request, ctx, verdict.access.decision, identity, target)
+    if outcome is Outcome.CROSS_SITE:
         return responses.error(
             request,
             403,
@@ -183,13 +154,14 @@ async def _guarded(
             "This request came from another site and carries your session; it was refused.",
             identity=identity,
         )
-    access_token = ""
-    if _passes_access_token(ctx, route):
-        if caller.session is not None:
-            access_token = ctx.sessions.tokens(caller.session.record).access_token
-        elif caller.token is not None:
-            access_token = caller.token
-    return await _forward(request, ctx, routed, path, query, caller, access_token)
+    raise RuntimeError(f"a verdict the pipeline cannot answer: {verdict!r}")  # never forwarded
+
+
+def _origin(request: web.Request, websocket: bool) -> str | None:
+    """The page origin a browser named, read only when the cross-site check needs it."""
+    if request.method not in UNSAFE_METHODS and not websocket:
+        return None
+    return responses.request_origin(request)
 
 
 def _access_log_on() -> bool:
@@ -197,24 +169,6 @@ def _access_log_on() -> bool:
 
 
 _ACCESS = logging.getLogger(ACCESS_LOGGER)
-
-
-def _passes_access_token(ctx: GatewayContext, route: RouteConfig) -> bool:
-    if route.pass_access_token is not None:
-        return route.pass_access_token
-    return ctx.config.identity.pass_access_token
-
-
-def _same_site_request(request: web.Request, ctx: GatewayContext, route: RouteConfig) -> bool:
-    """Unsafe methods and websocket upgrades with a session must come from our own origins
-    (scheme, host and port, all three) or one the route allows."""
-    if request.method not in _UNSAFE_METHODS and not is_websocket(request):
-        return True
-    origin = responses.request_origin(request)
-    if origin is None:
-        # Without SameSite=None the browser does not send our cookie cross-site at all.
-        return ctx.cookies.samesite != "None"
-    return ctx.access.same_site(origin, route)
 
 
 def _joined(request: web.Request, name: str) -> str | None:
