@@ -1,6 +1,7 @@
 """What the access and audit lines cost: CPU per signed-in request, logs off and on.
 
     .venv/bin/python benchmarks/log_cost.py [--requests 3000] [--repeat 5]
+    .venv/bin/python benchmarks/log_cost.py --wrk [--repeat 2]   # real `hf-gateway run`s
 
 Everything in one process, so that other load on the machine moves the figures as little
 as possible: the gateway app (as ``hf-gateway run`` serves it: the listener, the access
@@ -10,6 +11,11 @@ to an ``authenticated`` route. For each logging setting, in turn and ``--repeat`
 the process's CPU time over the requests is divided by their number; the client's and the
 upstream's share is the same in every setting, so the differences are what the lines
 cost. Prints the least and the median per setting (docs/logs.md quotes them).
+
+``--wrk`` measures real ``hf-gateway run`` processes instead (one process, Redis store,
+output to a file), one per setting and round: 16 sessions signed in, then wrk -t2 -c16
+for 8 s on ``/api/echo`` of an ``authenticated`` route (echo upstream in this process),
+and the gateway process's own CPU (from /proc) per completed request.
 """
 
 from __future__ import annotations
@@ -138,11 +144,83 @@ async def per_line(url: str, cookie: str, folder: Path) -> None:
         handler.stream.close()
 
 
+async def wrk_rounds(repeat: int) -> None:
+    """The settings against real `hf-gateway run` processes, under wrk."""
+    import os
+
+    from measure import run_wrk, wrk_script
+
+    from tests.support.gateway_process import GatewayProcess
+    from tests.support.redis_server import RedisServer
+
+    os.chdir(Path(__file__).resolve().parent.parent)  # `python -m gateway` from this checkout
+    settings = {k: v for k, v in SETTINGS.items() if "text" not in k}
+    figures: dict[str, list[float]] = {name: [] for name in settings}
+    redis = RedisServer().start()
+    fake = FakeHF.demo()
+    try:
+        async with fake.serve(), running_upstream() as upstream:
+            for round_ in range(repeat):
+                for name, values in settings.items():
+                    with tempfile.TemporaryDirectory() as scratch:
+                        folder = Path(scratch)
+                        process = GatewayProcess(
+                            folder, issuer=fake.issuer, upstream=upstream, redis_url=redis.url
+                        )
+                        config = process.read_config()
+                        config["logging"] = values
+                        process.write_config(config)
+                        await process.start()
+                        try:
+                            cookies = []
+                            for _ in range(16):
+                                jar = aiohttp.CookieJar(unsafe=True)
+                                async with aiohttp.ClientSession(cookie_jar=jar) as http:
+                                    await process.sign_in(http, fake, "alice")
+                                    cookie = next(c for c in jar if c.key == "hf_gateway")
+                                    cookies.append(f"hf_gateway={cookie.value}")
+                            (folder / "cookies.txt").write_text("\n".join(cookies) + "\n")
+                            assert process.process is not None
+                            result = await asyncio.to_thread(
+                                run_wrk,
+                                f"{process.url}/api/echo",
+                                wrk_script(folder / "wrk.lua", cookies=True),
+                                8,
+                                16,
+                                cookies_file=folder / "cookies.txt",
+                                pids=[process.process.pid],
+                                name=name,
+                            )
+                        finally:
+                            process.stop()
+                    assert result.cpu_us_per_request is not None
+                    figures[name].append(result.cpu_us_per_request)
+                    print(
+                        f"round {round_ + 1} {name}: {result.cpu_us_per_request:.1f} us CPU/"
+                        f"request, {result.rps:.0f} req/s",
+                        flush=True,
+                    )
+    finally:
+        redis.cleanup()
+    base = min(figures["off"])
+    print("\n| logging | gateway CPU us/request (min; median) | lines cost (min) |")
+    print("|---|---:|---:|")
+    for name, values in figures.items():
+        print(
+            f"| {name} | {min(values):.1f}; {statistics.median(values):.1f} "
+            f"| {min(values) - base:+.1f} us |"
+        )
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--requests", type=int, default=3000, help="requests per measurement")
     parser.add_argument("--repeat", type=int, default=5, help="rounds over every setting")
+    parser.add_argument("--wrk", action="store_true", help="real processes under wrk")
     args = parser.parse_args()
+    if args.wrk:
+        await wrk_rounds(args.repeat)
+        return
     fake = FakeHF.demo()
     figures: dict[str, list[float]] = {name: [] for name in SETTINGS}
     with tempfile.TemporaryDirectory() as folder:
@@ -192,6 +270,7 @@ async def main() -> None:
             f"| {name} | {min(values):.1f}; {statistics.median(values):.1f} "
             f"| {min(values) - base_cpu:+.1f} us |"
         )
+
 
 if __name__ == "__main__":
     asyncio.run(main())
