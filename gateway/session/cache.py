@@ -31,8 +31,10 @@ dropped once; no timer per entry):
 - at most ``max_entries`` entries; an entry over ``max_entry_bytes`` (default
   ``max_bytes / 256``, at least 64 KiB) is not cached at all.
 
-Hits and misses are counted in plain ints and handed to ``report`` (the metrics) on each
-miss, in a batch: a Prometheus increment costs more than a hit itself.
+A hit's only bookkeeping is one list append of its key (the keys in use for the
+re-check, and, by the list's length, the hit count). Hits and misses are handed to
+``report`` (the metrics) on each miss, in a batch: a Prometheus increment costs more than
+a hit itself.
 
 No I/O here: the session manager feeds it, the store's listener switches it.
 """
@@ -51,6 +53,9 @@ MAX_BYTES = 64 * 1024 * 1024
 MIN_ENTRY_LIMIT = 64 * 1024
 """The default per-entry limit is max_bytes / 256, never below this (small budgets would
 refuse every ordinary record, about 5 KiB each)."""
+SERVED_LIMIT = 65_536
+"""Hits remembered per interval when nothing calls :meth:`WarmCache.recheck_due`: past
+that, a put starts a new interval (keys drop out of re-checks sooner, nothing worse)."""
 GRACE = 1.0
 """Seconds an entry stays (unserved) after max_age, to recognise a same-bytes re-read."""
 
@@ -83,18 +88,35 @@ class WarmCache(Generic[T]):
         self._head_expires = 0.0
         """When the oldest entry is due to leave: puts before then skip the head."""
         self._enabled = False
-        self._used: set[str] = set()
-        """Keys served or stored since the last :meth:`recheck_due`."""
-        self._used_before: set[str] = set()
-        """Keys served or stored in the interval before that."""
-        self._mark = self._used.add
-        """``self._used.add``, bound once: the hit path pays one call, no lookups."""
+        self._served: list[str] = []
+        """The key of every hit since the last :meth:`recheck_due`: the keys in use, and
+        (its length) the hits. A list append is the hit path's one piece of bookkeeping,
+        cheaper than a set insertion plus a counter."""
+        self._served_before: list[str] = []
+        """The keys served in the interval before that."""
+        self._mark = self._served.append
+        """Bound once: no attribute lookups on the hit path."""
+        self._stored: set[str] = set()
+        """Keys stored (put) since the last :meth:`recheck_due`."""
+        self._stored_before: set[str] = set()
+        self._counted_hits = 0
+        """Hits of the lists already rotated out."""
         self.epoch = 0
         """Moves on every invalidation; a read started in an older epoch is not cached."""
-        self.hits = 0
         self.misses = 0
         self._report = report
         self._reported = (0, 0)
+
+    @property
+    def hits(self) -> int:
+        return self._counted_hits + len(self._served)
+
+    def _rotate(self) -> None:
+        """Start a new interval of use: the current one becomes the one before."""
+        self._counted_hits += len(self._served)
+        self._served_before, self._served = self._served, []
+        self._mark = self._served.append
+        self._stored_before, self._stored = self._stored, set()
 
     @property
     def enabled(self) -> bool:
@@ -115,7 +137,6 @@ class WarmCache(Generic[T]):
             if self._report is not None:
                 self._flush(self._report)
             return None
-        self.hits += 1
         self._mark(key)
         return entry[2]
 
@@ -138,7 +159,9 @@ class WarmCache(Generic[T]):
         the read saw the value at some moment after that, not necessarily now."""
         if not self._enabled or read_epoch != self.epoch:
             return
-        self._used.add(key)
+        self._stored.add(key)
+        if len(self._served) > SERVED_LIMIT:  # no re-checks rotating it (bounded anyway)
+            self._rotate()
         now = self._clock()
         served_until = (now if read_at is None else min(now, read_at)) + self._max_age
         entries = self._entries
@@ -163,9 +186,8 @@ class WarmCache(Generic[T]):
         previous two calls (so an entry in steady use is read by two batches before it
         could age out, and one left alone is read at most twice more). Each with the value
         held now: :meth:`confirm` and :meth:`discard` act only on that very value."""
-        recent = self._used | self._used_before if self._used_before else self._used
-        self._used_before, self._used = self._used, set()
-        self._mark = self._used.add
+        recent = {*self._served, *self._served_before, *self._stored, *self._stored_before}
+        self._rotate()
         if not self._enabled:
             return []
         entries = self._entries
@@ -235,7 +257,7 @@ class WarmCache(Generic[T]):
         """The invalidation channel came up (cache on) or broke (cache off and emptied)."""
         self.epoch += 1
         self._entries.clear()
-        self._used.clear()
-        self._used_before.clear()
+        self._rotate()
+        self._rotate()
         self._bytes = 0
         self._enabled = listening

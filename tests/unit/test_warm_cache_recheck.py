@@ -7,7 +7,7 @@ import asyncio
 
 from gateway.identity import Identity
 from gateway.providers.base import TokenSet
-from gateway.session.cache import WarmCache
+from gateway.session.cache import SERVED_LIMIT, WarmCache
 from gateway.session.manager import LoadedSession, SessionManager
 from gateway.session.memory import MemoryStore
 from gateway.session.model import SessionKeys, SessionTimes
@@ -185,3 +185,20 @@ async def test_the_recheck_task_stops_at_once_when_cancelled() -> None:
     await asyncio.gather(task, return_exceptions=True)
     assert task.cancelled()
     assert loop.time() - cancelled_at < 0.05
+
+
+def test_hits_are_counted_across_rounds_and_the_use_record_stays_bounded() -> None:
+    """Hits survive the rotation of the use record (the metric loses none); with nothing
+    re-checking, a put starts a new interval once the record is full."""
+    cache = listening_cache(Clock())
+    cache.put("s:1", "v", cache.epoch, SIZE)
+    for _ in range(3):
+        cache.get("s:1")
+    cache.recheck_due(10)
+    cache.get("s:1")
+    assert cache.hits == 4
+    for _ in range(SERVED_LIMIT + 1):
+        cache.get("s:1")
+    cache.put("s:2", "v", cache.epoch, SIZE)
+    assert cache.hits == SERVED_LIMIT + 5
+    assert len(cache._served) == 0  # the record of use was handed on, not kept growing
