@@ -529,3 +529,20 @@ async def test_two_workers_on_one_output_never_interleave_their_lines(
     logged = access_lines(process)  # every line parses
     assert {line["request_id"] for line in logged} >= set(ids)
     assert len({line["pid"] for line in logged if line["request_id"] in set(ids)}) == 2
+
+
+async def test_a_request_the_parser_refuses_still_gets_an_id_in_its_answer_and_line(
+    gateway_run: GatewayProcess,
+) -> None:
+    """A header line with a NUL byte never reaches the pipeline; aiohttp's 400 still
+    carries an id, and the access line (route "") has the same one."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", gateway_run.port)
+    writer.write(b"GET /x HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Bad: a\x00b\r\n\r\n")
+    head = (await reader.read(65536)).decode("latin-1")
+    writer.close()
+    assert head.split(" ", 2)[1] == "400"
+    found = re.search(r"(?im)^X-Request-Id: (\S+)\r$", head)
+    assert found is not None and OUR_ID.fullmatch(found.group(1))
+    await settled(gateway_run, found.group(1))
+    line = one(access_lines(gateway_run), found.group(1))
+    assert (line["status"], line["route"]) == (400, "")
