@@ -18,6 +18,7 @@ import asyncio
 import logging
 
 from gateway.errors import StoreError
+from gateway.logs import log_fault
 from gateway.session.cache import WarmCache
 from gateway.session.manager import LoadedSession
 from gateway.session.store import SessionStore
@@ -59,12 +60,17 @@ async def keep_rechecking(
     """Re-check every ``interval`` until cancelled."""
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
+    failed = False
     while True:
         began = loop.time()
         try:
             await recheck(cache, store)
-        except Exception:  # the task must outlive any surprise; entries age out meanwhile
-            log.exception("warm cache re-check failed")
+        except Exception as exc:  # the task must outlive any surprise; entries age out
+            if not failed:  # the traceback once, then rate-limited lines
+                log.exception("warm cache re-check failed; its entries age out meanwhile")
+            else:
+                log_fault(log, logging.ERROR, "warm cache re-check failed (%s)", type(exc).__name__)
+            failed = True
         if task is not None and task.cancelling():
             # A cancel the Redis client swallowed (as in RedisStore._follow): stop now.
             raise asyncio.CancelledError
