@@ -17,6 +17,7 @@ whichever process (a worker, the supervisor, a CLI verb) writes them (docs/logs.
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import contextvars
 import gc
@@ -358,21 +359,21 @@ class _Noted:
     def __init__(self) -> None:
         self.noted: list[tuple[Any, ...]] = []
         self._timer: Any = None
+        self._timer_loop: Any = None
 
     def add(self, item: tuple[Any, ...]) -> None:
         noted = self.noted
         noted.append(item)
         if len(noted) >= self.BATCH:
             self.run()
-        elif self._timer is None:
+        elif self._timer is None or self._timer_loop.is_closed():  # (a loop that ended: tests)
             try:
-                import asyncio
-
                 loop = asyncio.get_running_loop()
             except RuntimeError:  # no event loop in this thread: nothing to wait for
                 self.run()
                 return
             self._timer = loop.call_later(self.FLUSH_AFTER, self.run, context=contextvars.Context())
+            self._timer_loop = loop
 
     def run(self) -> None:
         if self._timer is not None:
@@ -729,8 +730,6 @@ class FaultLog:
         """A timer for the summary, so a fault that stops is still counted; run in an empty
         context (the summary belongs to no single request). None outside an event loop."""
         try:
-            import asyncio
-
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return None
@@ -828,8 +827,6 @@ class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
             self._write_waiting()
         elif self._timer is None:
             try:
-                import asyncio
-
                 loop = asyncio.get_running_loop()
             except RuntimeError:  # no event loop in this thread: no timer to wait for
                 self._write_waiting()
