@@ -94,12 +94,22 @@ async def sign_in_sessions(gateway_url: str, count: int) -> list[str]:
     """Real sessions: each one a full login through the fake HF (auto-approving alice)."""
     cookies = []
     for _ in range(count):
+        cookies.append(await _sign_in(gateway_url))
+    return cookies
+
+
+async def _sign_in(gateway_url: str, attempts: int = 50) -> str:
+    """One login; repeated while a worker still loads the provider's metadata (its readyz
+    is 503 while another worker's already answers 200, so a login may meet it first)."""
+    for _ in range(attempts):
         async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
             async with http.get(f"{gateway_url}/_gateway/login", params={"rd": "/"}) as response:
                 await response.read()
-            cookie = next(c for c in http.cookie_jar if c.key == "hf_gateway")
-            cookies.append(f"hf_gateway={cookie.value}")
-    return cookies
+            cookie = next((c for c in http.cookie_jar if c.key == "hf_gateway"), None)
+            if cookie is not None:
+                return f"hf_gateway={cookie.value}"
+        await asyncio.sleep(0.2)
+    raise RuntimeError(f"no session after {attempts} logins at {gateway_url}")
 
 
 async def check_body(url: str, size: int, cookie: str | None = None) -> None:
