@@ -899,10 +899,19 @@ def configure_logging(
     handler = LineHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if chosen_format == "json" else EscapingFormatter())
     logging.basicConfig(level=level, handlers=[handler])
+    apply_switches(config)
+    atexit.register(flush_lines)  # lines noted but not yet written, at any exit
+
+
+def apply_switches(config: LoggingConfig | None) -> None:
+    """Everything of ``config`` but the format, which a running process keeps: at start,
+    and again on a reload (the level, the access and audit lines, the fault window)."""
+    if config is not None:
+        level = os.environ.get("HF_GATEWAY_LOG_LEVEL", config.level).upper()
+        logging.getLogger().setLevel(level)
     access = config.access if config is not None else True
     audit_on = config.audit if config is not None else True
     # Access and audit lines are INFO by nature; their switches, not the level, decide.
     _access_log.setLevel(logging.INFO if access else logging.CRITICAL + 1)
     _audit_log.setLevel(logging.INFO if audit_on else logging.CRITICAL + 1)
     FAULTS.window = float(config.fault_window) if config is not None else 10.0
-    atexit.register(flush_lines)  # lines noted but not yet written, at any exit

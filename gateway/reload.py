@@ -27,6 +27,7 @@ from pydantic import BaseModel, SecretStr
 from gateway.app import ASSEMBLY
 from gateway.config import GatewayConfig, load_config
 from gateway.errors import ConfigError, ProviderError
+from gateway.logs import apply_switches
 from gateway.web.context import LIVE
 from gateway.web.context import GatewayContext as _Context
 
@@ -45,6 +46,7 @@ RESTART_ONLY: tuple[str, ...] = (
     "session.store",
     "session.redis_*",
     "session.warm_cache*",
+    "logging.format",
 )
 """Fields a running process cannot change; ``*`` ends a prefix (future redis_ keys too)."""
 
@@ -230,6 +232,7 @@ class Reloader:
             assembly.keep_fresh(ctx.provider)
         live = self._app[LIVE]
         live.current = ctx
+        apply_switches(loaded.logging)
         assembly.retire(previous, live)
         log.info(
             "config reload applied (%s): %s; requests in flight finish on the previous one",

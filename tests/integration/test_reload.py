@@ -215,3 +215,47 @@ def _pids(lines: list[str]) -> set[int]:
 async def _get(http: aiohttp.ClientSession, url: str) -> tuple[int, str]:
     async with http.get(url) as response:
         return response.status, await response.text()
+
+
+def access_lines(process: GatewayProcess, target: str) -> int:
+    return sum(
+        1
+        for line in process.output().splitlines()
+        if '"logger": "gateway.access"' in line and f'"target": "{target}"' in line
+    )
+
+
+async def test_a_reload_switches_access_lines_and_refuses_a_new_format(
+    fake_hf: FakeHF,
+    upstream: str,
+    redis_server: RedisServer,
+    tmp_path: Path,
+    stopped_at_end: list[GatewayProcess],  # noqa: F811 - the fixture
+) -> None:
+    """logging.access off by SIGHUP: the next request writes no access line (its twin
+    before the reload did); logging.format is refused by name and JSON lines go on."""
+    process = await started(
+        tmp_path, fake_hf, upstream, redis_server, stopped_at_end, {"watch_config": False}
+    )
+    target = "/open/api/target"
+    assert await status(process.url + target) == 200
+    await wait_for(lambda: access_lines(process, target) == 1, 5, "the access line")
+
+    config = process.read_config()
+    config["logging"] = {"access": False}
+    process.write_config(config)
+    process.signal(signal.SIGHUP)
+    await wait_for(lambda: reload_lines(process, "applied"), 10, "the reload")
+    assert await status(process.url + target) == 200
+    await asyncio.sleep(0.5)  # lines are written within 0.1 s
+    assert access_lines(process, target) == 1
+
+    config["logging"] = {"access": False, "format": "text"}
+    process.write_config(config)
+    process.signal(signal.SIGHUP)
+    await wait_for(lambda: reload_lines(process, "refused"), 10, "the refusal")
+    (line,) = reload_lines(process, "refused")
+    assert (
+        "logging.format: cannot change while running (running 'json', the file has 'text')" in line
+    )
+    assert line.startswith("{")  # still JSON
