@@ -237,6 +237,8 @@ def gateway_config(
             "revalidate_after": "1h",
         },
         "identity": {"assertion": {"signing_key_file": str(work / "signing.pem")}},
+        # As the nginx peer runs with access_log off (docs/logs.md has what the lines cost).
+        "logging": {"access": False, "audit": False},
         "routes": [
             {"name": "public", "path": "/public", "upstream": upstream, "policy": "public"},
             {"name": "tool", "path": "/", "upstream": upstream, "policy": "authenticated"},
