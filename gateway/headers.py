@@ -61,6 +61,7 @@ ALWAYS_STRIPPED = frozenset(
         "x-forwarded-groups",
         "x-forwarded-preferred-username",
         "x-gateway-assertion",
+        "x-hf-authorization",  # a token for the gateway (gradio_client), never the upstream's
         "x-auth-request-user",
         "x-auth-request-email",
         "x-auth-request-groups",

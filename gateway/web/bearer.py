@@ -1,4 +1,5 @@
-"""From ``Authorization: Bearer <token>`` to an Identity, for scripts and API clients.
+"""From ``Authorization: Bearer <token>`` (or gradio_client's ``X-HF-Authorization``) to an
+Identity, for scripts and API clients.
 
 Hugging Face's whoami-v2 is heavily rate-limited, so answers are cached per token hash
 (never the token itself): a good token for a minute, a refused one for ten seconds, and
@@ -39,7 +40,8 @@ import logging
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from gateway.errors import (
@@ -106,6 +108,40 @@ def bearer_token(authorization: str | None) -> str | None:
     if len(token) > 4096 or not token.isascii() or any(c.isspace() for c in token):
         return None
     return token
+
+
+HF_AUTHORIZATION = "X-HF-Authorization"
+"""Where gradio_client sends ``token=`` (``Bearer hf_...``), leaving Authorization to the app."""
+
+
+class AmbiguousToken(GatewayError):
+    """Two different Hugging Face tokens in one request: which user is meant is unknowable."""
+
+
+@dataclass(frozen=True, slots=True)
+class Presented:
+    """The Hugging Face token a request carries, and where."""
+
+    token: str | None
+    in_authorization: bool
+    """True when Authorization carried it: then Authorization is consumed (not forwarded);
+    otherwise an Authorization header (Basic, an upstream's own bearer) is the upstream's."""
+
+
+def presented_token(authorization: Sequence[str], hf_authorization: Sequence[str]) -> Presented:
+    """The one HF token of every Authorization and X-HF-Authorization line.
+
+    The same token in both (or on repeated lines) is one credential; two different ones
+    raise AmbiguousToken (RFC 6750 §3.1 invalid_request), as two session cookies do.
+    """
+    from_authorization = {t for v in authorization if (t := bearer_token(v)) is not None}
+    from_hf = {t for v in hf_authorization if (t := bearer_token(v)) is not None}
+    tokens = from_authorization | from_hf
+    if len(tokens) > 1:
+        raise AmbiguousToken("different Hugging Face tokens in one request")
+    if not tokens:
+        return Presented(None, False)
+    return Presented(tokens.pop(), bool(from_authorization))
 
 
 def token_key(token: str) -> str:

@@ -1,5 +1,6 @@
 """Who is calling: the session cookie first, else a provider token sent as
-``Authorization: Bearer`` (scripts and API clients). Failures of the store or the provider
+``Authorization: Bearer`` or, as gradio_client sends it, ``X-HF-Authorization: Bearer``
+(scripts and API clients). Failures of the store or the provider
 become a 503 answer here, and a client over its allowance of new tokens a 429, so callers
 can only ever get an identity or a refusal."""
 
@@ -17,9 +18,12 @@ from gateway.logs import log_fault
 from gateway.session.manager import LoadedSession
 from gateway.web import responses
 from gateway.web.bearer import (
+    HF_AUTHORIZATION,
+    AmbiguousToken,
     LookupBudgetExhausted,
+    Presented,
     TooManyNewTokens,
-    bearer_token,
+    presented_token,
     token_key,
 )
 from gateway.web.context import GatewayContext
@@ -35,6 +39,9 @@ class Caller:
     """The bearer token the gateway consumed (never forwarded as Authorization)."""
     cookie: str | None = None
     """The session cookie that identified the caller (kept to re-check a websocket)."""
+    consumed_authorization: bool = False
+    """The token came in Authorization, so Authorization is not forwarded either (one that
+    came only in X-HF-Authorization leaves Authorization to the upstream)."""
     cache_key: str = ""
     """Whose decisions and assertions these are: the session's store key or the token's
     hash, computed once per request (the memos ask for it several times)."""
@@ -68,12 +75,26 @@ async def identify(request: web.Request, ctx: GatewayContext) -> Caller | web.Re
             session = resolved.session
             key = session.key if session is not None else ""
             return Caller(resolved.identity, session, cookie=cookie, cache_key=key)
-        token = None
+        presented = Presented(None, False)
         if ctx.config.provider.bearer_tokens:
-            token = bearer_token(request.headers.get("Authorization"))
+            presented = presented_token(
+                request.headers.getall("Authorization", ()),
+                request.headers.getall(HF_AUTHORIZATION, ()),
+            )
+        token = presented.token
         if token is None:
             return Caller(None)
         identity = await ctx.tokens.resolve(token, client_address(request, ctx))
+    except AmbiguousToken:
+        return responses.json_response(
+            400,
+            {
+                "error": "invalid_request",
+                "message": "Authorization and X-HF-Authorization carry different tokens",
+                "request_id": responses.request_id(request),
+            },
+            **{"WWW-Authenticate": 'Bearer realm="hf-gateway", error="invalid_request"'},
+        )
     except TooManyNewTokens as exc:
         return responses.error(
             request,
@@ -108,4 +129,9 @@ async def identify(request: web.Request, ctx: GatewayContext) -> Caller | web.Re
         )
     if identity is None:
         return responses.invalid_token(request)
-    return Caller(identity, token=token, cache_key=token_key(token))
+    return Caller(
+        identity,
+        token=token,
+        consumed_authorization=presented.in_authorization,
+        cache_key=token_key(token),
+    )

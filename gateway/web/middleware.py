@@ -205,7 +205,7 @@ async def _forward(
     identity = caller.identity
     # A bearer token the gateway consumed is its own: it reaches the upstream only as
     # X-Forwarded-Access-Token, and only where pass_access_token says so.
-    owned = ctx.owned_with_authorization if caller.token is not None else ctx.owned_headers
+    owned = ctx.owned_with_authorization if caller.consumed_authorization else ctx.owned_headers
     headers = filter_request_headers(
         list(request.headers.items()),
         owned=owned,
