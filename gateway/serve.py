@@ -295,6 +295,13 @@ def startup_lines(config: GatewayConfig, config_path: str, workers: str = "1 pro
         f"closes, {server.shutdown_timeout}s (shutdown_timeout) for requests in flight; "
         f"reload: SIGHUP{' and file changes' if server.watch_config else ''}",
     ]
+    if server.mode == "spaces":  # say so: Spaces mode filled in what the file left out
+        framers = ", ".join(server.frame_ancestors) or "nobody"
+        lines.append(
+            f"spaces mode: provider {config.provider.issuer} client {config.provider.client_id}, "
+            f"scopes {' '.join(config.provider.scopes)}; pages framed by {framers}; "
+            f"cookies SameSite={config.session.cookie_samesite.capitalize()}"
+        )
     for route in config.routes[:MAX_ROUTES_SHOWN]:
         policy = route.policy if isinstance(route.policy, str) else "inline"
         lines.append(

@@ -15,6 +15,7 @@ import yaml
 
 from gateway.config.models import SECRET_FILE_KEYS, GatewayConfig
 from gateway.config.parse import parse_config
+from gateway.config.spaces import apply_spaces_defaults
 from gateway.errors import ConfigError
 
 SECRET_FILE_SECTIONS = {
@@ -77,6 +78,7 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> G
     base = config_path.parent
     sources = _merge_policy_files(raw, base, env, problems)
     _read_secret_files(raw, base, problems)
+    apply_spaces_defaults(raw, env, problems)  # after *_file: a secret_file is a secret
     _resolve_key_file(raw, base, problems)
     try:
         config = parse_config(raw, policy_sources=sources)

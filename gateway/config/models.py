@@ -71,6 +71,19 @@ class ServerConfig(BaseModel):
         description="Reload when the config file or a policy file changes (polled every "
         "second); SIGHUP reloads either way",
     )
+    mode: Literal["standard", "spaces"] = Field(
+        default="standard",
+        description="spaces: a Hugging Face Docker Space with hf_oauth: true; when not "
+        "written, on if SPACE_HOST and OAUTH_CLIENT_ID are set. It fills the provider, "
+        "public_url, listen 0.0.0.0:7860, frame_ancestors and SameSite=None cookies from "
+        "the Space's variables where the file leaves them out (docs/deploy/spaces.md)",
+    )
+    frame_ancestors: StrTuple = Field(
+        default=(),
+        description="Origins whose pages may show the gateway's own pages in a frame (CSP "
+        "frame-ancestors); none (the default) forbids framing. Spaces mode: "
+        "https://huggingface.co",
+    )
 
     @field_validator("listen")
     @classmethod
@@ -100,6 +113,22 @@ class ServerConfig(BaseModel):
             except ValueError:
                 raise ValueError(f"{cidr!r} is not an IP address or CIDR") from None
         return value
+
+    @field_validator("frame_ancestors")
+    @classmethod
+    def _frame_ancestors(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for origin in value:
+            parts = urlsplit(origin)
+            if (
+                parts.scheme not in ("http", "https")
+                or not HOSTNAME.match(parts.hostname or "")
+                or parts.path
+                or parts.query
+                or parts.fragment
+                or "*" in origin
+            ):
+                raise ValueError(f"{origin!r} is not an origin: write scheme://host[:port]")
+        return tuple(o.lower() for o in value)
 
     @field_validator("allowed_redirect_hosts")
     @classmethod
@@ -137,6 +166,12 @@ class ProviderConfig(BaseModel):
     @classmethod
     def _urls(cls, value: str) -> str:
         return check_http_url(value)
+
+    @field_validator("scopes", mode="before")
+    @classmethod
+    def _split_scopes(cls, value: Any) -> Any:
+        # One string is a space-separated list, as OAuth writes it (Spaces: OAUTH_SCOPES).
+        return value.split() if isinstance(value, str) else value
 
     @field_validator("scopes")
     @classmethod

@@ -183,8 +183,17 @@ def _check_session(session: SessionConfig, server: ServerConfig | None) -> Itera
             "session.store: the memory store is for a single process; "
             "use store: redis with workers > 1"
         )
-    if session.cookie_samesite == "none" and server.public_scheme != "https":
-        yield "session.cookie_samesite: none needs an https public_url (browsers require Secure)"
+    if session.cookie_samesite == "none" and not _secure_origin(server):
+        yield (
+            "session.cookie_samesite: none needs an https public_url (browsers require "
+            "Secure), or an http one on localhost or 127.0.0.1 (a secure context)"
+        )
+
+
+def _secure_origin(server: ServerConfig) -> bool:
+    """Browsers keep Secure cookies from https and from loopback http (Chromium verified,
+    tests/e2e/test_spaces.py), where a Space is tried out locally."""
+    return server.public_scheme == "https" or server.public_host in ("localhost", "127.0.0.1")
 
 
 def _check_hosts(

@@ -61,8 +61,10 @@ class CookieSettings:
 
     @classmethod
     def from_config(cls, config: GatewayConfig) -> CookieSettings:
-        secure = config.server.public_scheme == "https"
         session = config.session
+        # SameSite=None cookies are refused unless Secure; over loopback http (a secure
+        # context) browsers keep them, __Host- prefix included.
+        secure = config.server.public_scheme == "https" or session.cookie_samesite == "none"
         host_prefixed = secure and session.cookie_domain is None
         return cls(
             name=("__Host-" if host_prefixed else "") + session.cookie_name,

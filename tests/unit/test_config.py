@@ -424,7 +424,10 @@ MISTAKES = [
     ),
     pytest.param(
         {"session.cookie_samesite": "none", "server.public_url": "http://tools.example.com"},
-        ["session.cookie_samesite: none needs an https public_url (browsers require Secure)"],
+        [
+            "session.cookie_samesite: none needs an https public_url (browsers require "
+            "Secure), or an http one on localhost or 127.0.0.1 (a secure context)"
+        ],
         id="samesite none over http",
     ),
     pytest.param(
