@@ -20,17 +20,17 @@ system-deps:
 demo: $(STAMP)
 	$(VENV)/bin/hf-gateway demo
 
-## lint: ruff (lint + format check), mypy strict on gateway/, import layering, hadolint
+## lint: ruff (lint + format check), mypy strict on gateway/ and hf_gateway_client/, import layering, hadolint
 lint: $(STAMP)
-	$(VENV)/bin/ruff check gateway tests benchmarks
-	$(VENV)/bin/ruff format --check gateway tests benchmarks
+	$(VENV)/bin/ruff check gateway hf_gateway_client tests benchmarks
+	$(VENV)/bin/ruff format --check gateway hf_gateway_client tests benchmarks
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/hadolint Dockerfile
 
 format: $(STAMP)
-	$(VENV)/bin/ruff format gateway tests benchmarks
-	$(VENV)/bin/ruff check --fix gateway tests benchmarks
+	$(VENV)/bin/ruff format gateway hf_gateway_client tests benchmarks
+	$(VENV)/bin/ruff check --fix gateway hf_gateway_client tests benchmarks
 
 ## check-examples: every example config validates
 check-examples: $(STAMP)
