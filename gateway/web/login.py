@@ -62,7 +62,7 @@ async def sign_in(request: web.Request, ctx: GatewayContext) -> web.StreamRespon
     login = responses.login_url(ctx, target)
     host = urlsplit(target).hostname or ctx.config.server.public_host
     body = pages.render_sign_in(login_url=login, static_prefix=STATIC_PREFIX, target_host=host)
-    return responses.html_page(200, body)
+    return responses.html_page(200, body, framed_by=ctx.config.server.frame_ancestors)
 
 
 # --------------------------------------------------------------------------- login
@@ -319,7 +319,9 @@ def _go_to(ctx: GatewayContext, target: str) -> web.Response:
     """
     if ctx.cookies.samesite == "Strict":
         return responses.html_page(
-            200, pages.render_redirect(target=target, static_prefix=STATIC_PREFIX)
+            200,
+            pages.render_redirect(target=target, static_prefix=STATIC_PREFIX),
+            framed_by=ctx.config.server.frame_ancestors,
         )
     return responses.redirect(target)
 
@@ -376,7 +378,7 @@ async def logout(request: web.Request, ctx: GatewayContext) -> web.StreamRespons
     (a copied cookie stops working) and clears the cookie."""
     target = ctx.redirects.sanitize(request.query.get("rd")) if "rd" in request.query else None
     if request.method != "POST":
-        return _confirm_sign_out(request, target)
+        return _confirm_sign_out(request, ctx, target)
     if not _from_our_site(request, ctx):
         return responses.error(
             request,
@@ -400,14 +402,16 @@ async def logout(request: web.Request, ctx: GatewayContext) -> web.StreamRespons
     elif _wants_page(request):
         sign_in = f"{GATEWAY_PREFIX}/sign_in?{urlencode({'rd': target or '/'})}"
         body = pages.render_signed_out(sign_in_url=sign_in, static_prefix=STATIC_PREFIX)
-        response = responses.html_page(200, body)
+        response = responses.html_page(200, body, framed_by=ctx.config.server.frame_ancestors)
     else:
         response = responses.json_response(200, {"signed_out": True})
     clear_session_cookie(response, ctx)
     return response
 
 
-def _confirm_sign_out(request: web.Request, target: str | None) -> web.Response:
+def _confirm_sign_out(
+    request: web.Request, ctx: GatewayContext, target: str | None
+) -> web.Response:
     """GET /_gateway/logout: a page whose button POSTs the sign-out (with rd carried)."""
     if not _wants_page(request):
         return responses.json_response(
@@ -420,7 +424,9 @@ def _confirm_sign_out(request: web.Request, target: str | None) -> web.Response:
     body = pages.render_sign_out(
         action=action, cancel_url=target or "/", static_prefix=STATIC_PREFIX
     )
-    return responses.html_page(200, body, responses.FORM_PAGE_HEADERS)
+    return responses.html_page(
+        200, body, responses.FORM_PAGE_HEADERS, framed_by=ctx.config.server.frame_ancestors
+    )
 
 
 def _wants_page(request: web.Request) -> bool:

@@ -16,6 +16,8 @@ from http import HTTPStatus
 from pathlib import Path
 from string import Template
 
+from gateway.web.framing import page_headers
+
 _HERE = Path(__file__).parent
 STATIC_DIR: Path = _HERE / "static"
 TEMPLATES_DIR: Path = _HERE / "templates"
@@ -30,11 +32,8 @@ STATIC_FILES: dict[str, str] = {
 }
 
 # A policy every page rendered here works under: no script at all, styles and images from
-# the gateway only, forms post back to the gateway only.
-CONTENT_SECURITY_POLICY = (
-    "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
-    "frame-ancestors 'none'; base-uri 'none'"
-)
+# the gateway only, forms post back to the gateway only (gateway.web.framing: who may frame).
+CONTENT_SECURITY_POLICY = page_headers()["Content-Security-Policy"]
 
 DEFAULT_APP_NAME = "hf-gateway"
 # The sign-in button's text and accessible name (HF's branding wording).
@@ -72,7 +71,13 @@ _SIGN_OUT = _load("sign_out.html")
 _ERROR = _load("error.html")
 _LOGO = _inline_svg((STATIC_DIR / "hf-logo.svg").read_text(encoding="utf-8"), "hf-logo")
 
-_LINK_BUTTON = Template('    <a class="button $kind" href="$href">$icon<span>$label</span></a>\n')
+# Links that lead to Hugging Face's authorize page open at the top level (target=_top):
+# HF's pages refuse to be framed, and the sign-in must leave the Space's iframe.
+_LINK_BUTTON = Template(
+    '    <a class="button $kind" href="$href"$target>$icon<span>$label</span></a>\n'
+)
+_TOP = ' target="_top"'
+
 _POST_BUTTON = Template(
     '    <form class="action-form" method="post" action="$action">'
     '<button class="button button--secondary" type="submit">$label</button></form>\n'
@@ -241,10 +246,10 @@ def _error_actions(
     *, sign_in_url: str | None, sign_out_url: str | None, consent_url: str | None
 ) -> str:
     links = [
-        (url, label)
-        for url, label in (
-            (consent_url, "Grant access on Hugging Face"),
-            (sign_in_url, "Sign in again"),
+        (url, label, target)
+        for url, label, target in (
+            (consent_url, "Grant access on Hugging Face", _TOP),
+            (sign_in_url, "Sign in again", ""),  # the sign-in page, which may be framed
         )
         if url
     ]
@@ -252,10 +257,11 @@ def _error_actions(
         _LINK_BUTTON.substitute(
             kind="button--hf" if index == 0 else "button--secondary",
             href=_url(url),
+            target=target,
             icon=_LOGO,
             label=label,
         )
-        for index, (url, label) in enumerate(links)
+        for index, (url, label, target) in enumerate(links)
     ]
     if sign_out_url:
         buttons.append(_POST_BUTTON.substitute(action=_url(sign_out_url), label="Sign out"))

@@ -16,18 +16,11 @@ from gateway.logs import current_request_id, new_request_id
 from gateway.policy import Decision, ReasonCode
 from gateway.routing import normalize_host
 from gateway.web import pages
-from gateway.web.context import GATEWAY_PREFIX, STATIC_PREFIX, GatewayContext
+from gateway.web.context import CONTEXT, GATEWAY_PREFIX, STATIC_PREFIX, GatewayContext
+from gateway.web.framing import page_headers
 
-PAGE_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
-        "frame-ancestors 'none'; base-uri 'none'"
-    ),
-    "X-Frame-Options": "DENY",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-}
+PAGE_HEADERS = page_headers()
+"""A page no one may frame (gateway.web.framing; server.frame_ancestors names framers)."""
 FORM_PAGE_HEADERS = {"Referrer-Policy": "same-origin"}
 """For pages with a form that POSTs back (sign-out): under no-referrer a browser sends
 ``Origin: null`` with the form, and the sign-out refuses a POST it cannot place."""
@@ -78,10 +71,21 @@ def is_browser(request: web.Request) -> bool:
     return "text/html" in request.headers.get("Accept", "")
 
 
-def html_page(status: int, body: str, headers: dict[str, str] | None = None) -> web.Response:
-    page_headers = {**PAGE_HEADERS, **(headers or {})}
+def html_page(
+    status: int,
+    body: str,
+    headers: dict[str, str] | None = None,
+    *,
+    framed_by: tuple[str, ...] = (),
+) -> web.Response:
+    """A gateway page; ``framed_by`` (server.frame_ancestors) may show it in a frame."""
+    base = page_headers(framed_by) if framed_by else PAGE_HEADERS
     return web.Response(
-        status=status, text=body, content_type="text/html", charset="utf-8", headers=page_headers
+        status=status,
+        text=body,
+        content_type="text/html",
+        charset="utf-8",
+        headers={**base, **(headers or {})},
     )
 
 
@@ -140,7 +144,10 @@ def error(
             request_id=rid,
         )
         form = FORM_PAGE_HEADERS if identity else {}
-        return html_page(status, body, {**(headers or {}), **form, "X-Request-Id": rid})
+        ctx = request.get(CONTEXT)
+        framed_by = ctx.config.server.frame_ancestors if ctx is not None else ()
+        all_headers = {**(headers or {}), **form, "X-Request-Id": rid}
+        return html_page(status, body, all_headers, framed_by=framed_by)
     payload: dict[str, object] = {"error": code, "message": message, "request_id": rid}
     if details:
         payload["details"] = list(details)
