@@ -129,7 +129,49 @@ def _parser() -> argparse.ArgumentParser:
 
     schema = verbs.add_parser("schema", help="print the JSON Schema of the configuration")
     schema.set_defaults(handler=_schema)
+
+    login = verbs.add_parser(
+        "login", help="get a Hugging Face token for a gateway (device code) and save it"
+    )
+    login.add_argument("url", help="the gateway's public URL, e.g. https://tools.example.com")
+    login.add_argument(
+        "--client-id",
+        default=os.environ.get("HF_GATEWAY_CLIENT_ID"),
+        help="public HF OAuth app allowing the device flow (or HF_GATEWAY_CLIENT_ID)",
+    )
+    login.add_argument(
+        "--issuer",
+        default=os.environ.get("HF_GATEWAY_ISSUER"),
+        help="provider URL (default: the gateway's resource metadata, else Hugging Face)",
+    )
+    login.add_argument(
+        "--scope", action="append", default=None, metavar="S", help="scope (repeatable)"
+    )
+    login.add_argument(
+        "--print-token",
+        action="store_true",
+        help="print the token on stdout (the saved one while it lasts), for scripts",
+    )
+    login.add_argument("--token-file", help="default: HF_GATEWAY_TOKEN_FILE or XDG config")
+    login.set_defaults(handler=_login)
     return parser
+
+
+def _login(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from gateway.login_command import LoginRequest, login
+    from gateway.saved_tokens import token_file
+
+    request = LoginRequest(
+        url=args.url,
+        client_id=args.client_id,
+        issuer=args.issuer,
+        scopes=args.scope,
+        token_file=Path(args.token_file) if args.token_file else token_file(),
+        print_token=args.print_token,
+    )
+    return asyncio.run(login(request, sys.stdout, sys.stderr))
 
 
 def _config_env() -> str | None:

@@ -8,12 +8,19 @@ gateway reads both headers alike and forwards neither.
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
+import stat
+import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 
 from gateway.devtools.fake_hf import FakeHF
+from gateway.devtools.fake_hf_model import FakeClient
 from tests.integration.conftest import StartGateway
 from tests.support.harness import API, GatewayHarness
 from tests.support.raw_http import raw_request
@@ -215,3 +222,110 @@ async def test_forward_auth_reads_the_gradio_header_too(start_gateway: StartGate
     assert ambiguous.status == 400
     assert ambiguous.header("X-Forwarded-User") is None
     assert (await raw_request(gateway.port, "/_gateway/auth", asked)).status == 401
+
+
+# ------------------------------------------------------------------ hf-gateway login
+
+CLI_APP = "hf-gateway-cli-test"
+
+
+async def run_login(
+    gateway: GatewayHarness, fake_hf: FakeHF, token_file: Path, *extra: str, approve: bool
+) -> tuple[int, str, str]:
+    """``hf-gateway login`` as a real process; alice approves the code it prints on the
+    fake's device page (what her browser would post), unless ``approve`` is False."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_GATEWAY_")}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "gateway",
+        "login",
+        gateway.url,
+        "--client-id",
+        CLI_APP,
+        "--issuer",
+        fake_hf.issuer,
+        "--token-file",
+        str(token_file),
+        *extra,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    assert process.stderr is not None and process.stdout is not None
+    err = ""
+    if approve:
+        while "enter the code:" not in err:
+            line = await asyncio.wait_for(process.stderr.readline(), 20)
+            assert line, err
+            err += line.decode()
+        code_line = (await process.stderr.readline()).decode()
+        err += code_line
+        form = {"user_code": code_line.strip(), "username": "alice", "action": "approve"}
+        async with aiohttp.ClientSession() as http:
+            async with http.post(f"{fake_hf.issuer}/oauth/device/verify", data=form) as r:
+                assert r.status == 200
+    out, rest = await asyncio.wait_for(process.communicate(), 30)
+    return process.returncode or 0, out.decode(), err + rest.decode()
+
+
+async def test_login_prints_a_code_and_saves_a_token_the_gateway_accepts(
+    gateway: GatewayHarness, fake_hf: FakeHF, tmp_path: Path
+) -> None:
+    """The whole loop: device flow against the fake HF, alice approves, the CLI checks the
+    token with the gateway and saves it 0600; a script's request with it is alice's 200.
+    The token is printed nowhere but on stdout with --print-token, which then answers
+    from the file without a new login."""
+    fake_hf.clients[CLI_APP] = FakeClient(CLI_APP, None, [], name="hf-gateway CLI")
+    fake_hf.settings.device_interval = 1
+    token_file = tmp_path / "tokens.json"
+    code, out, err = await run_login(gateway, fake_hf, token_file, approve=True)
+    assert code == 0, err
+    assert out == ""
+    assert f"Signed in to {gateway.url} as alice" in err
+    saved = json.loads(token_file.read_text())[gateway.url]
+    token = saved["access_token"]
+    assert token.startswith("hf_oauth_") and token not in err
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    status, body, _ = await call(f"{gateway.url}/api/echo", [("Authorization", f"Bearer {token}")])
+    assert status == 200
+    assert upstream_headers(body)["x-forwarded-user"] == "alice"
+    code, out, err = await run_login(gateway, fake_hf, token_file, "--print-token", approve=False)
+    assert (code, out.strip()) == (0, token)
+    assert "enter the code" not in err
+
+
+async def test_a_denied_login_saves_nothing(
+    gateway: GatewayHarness, fake_hf: FakeHF, tmp_path: Path
+) -> None:
+    """Twin of the loop above: the user presses Deny (the fake's deny switch), the CLI
+    exits 1 with access_denied and no token file appears."""
+    fake_hf.clients[CLI_APP] = FakeClient(CLI_APP, None, [], name="hf-gateway CLI")
+    fake_hf.settings.device_interval = 1
+    fake_hf.settings.deny = True
+    token_file = tmp_path / "tokens.json"
+    code, out, err = await run_login(gateway, fake_hf, token_file, approve=False)
+    assert code == 1
+    assert "access_denied" in err
+    assert out == ""
+    assert not token_file.exists()
+
+
+async def test_login_without_a_client_id_is_a_usage_error(
+    gateway: GatewayHarness, tmp_path: Path
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_GATEWAY_")}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "gateway",
+        "login",
+        gateway.url,
+        "--token-file",
+        str(tmp_path / "t.json"),
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    _, err = await process.communicate()
+    assert process.returncode == 2
+    assert "--client-id" in err.decode()
