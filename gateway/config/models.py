@@ -18,6 +18,7 @@ from pydantic import (
     model_validator,
 )
 
+from gateway.config.cimd import AUTO_CLIENT_ID, CIMD_PATH, cimd_client_id
 from gateway.config.values import (
     HEADER_FIELDS,
     HEADER_TOKEN,
@@ -150,8 +151,26 @@ class ProviderConfig(BaseModel):
 
     kind: Literal["huggingface", "oidc"] = "huggingface"
     issuer: str = "https://huggingface.co"
-    client_id: str = Field(min_length=1)
+    client_id: str = Field(
+        default=AUTO_CLIENT_ID,
+        min_length=1,
+        description="The OAuth app's client id; auto (the default): no registered app, the "
+        "gateway serves its own Client ID Metadata Document at "
+        "{public_url}/.well-known/oauth-cimd and uses that URL (Hugging Face only, no "
+        "client_secret; docs/cimd.md)",
+    )
     client_secret: SecretStr | None = None
+    client_name: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=100,
+        description="With client_id auto: the app's name on Hugging Face's consent screen "
+        "(default: public_url's host)",
+    )
+    client_logo_uri: str | None = Field(
+        default=None,
+        description="With client_id auto: an https URL of the app's logo for the consent screen",
+    )
     scopes: StrTuple = ("openid", "profile", "email", "read-memberships")
     org_ids: StrTuple = ()
     api_url: str = "https://huggingface.co"
@@ -166,6 +185,13 @@ class ProviderConfig(BaseModel):
     @classmethod
     def _urls(cls, value: str) -> str:
         return check_http_url(value)
+
+    @field_validator("client_logo_uri")
+    @classmethod
+    def _logo(cls, value: str | None) -> str | None:
+        if value is not None and urlsplit(check_http_url(value)).scheme != "https":
+            raise ValueError("must be an https URL (the consent page is on https)")
+        return value
 
     @field_validator("scopes", mode="before")
     @classmethod
@@ -182,6 +208,23 @@ class ProviderConfig(BaseModel):
         if bad:
             raise ValueError(f"invalid scope {bad[0]!r}")
         return value
+
+    @model_validator(mode="after")
+    def _cimd_is_public(self) -> ProviderConfig:
+        if self.client_id != AUTO_CLIENT_ID and not self.client_id.endswith(CIMD_PATH):
+            return self
+        if self.client_secret is not None:
+            # HF's CIMD clients authenticate with PKCE alone (token_endpoint_auth_method none).
+            raise ValueError(
+                "@client_secret: a CIMD client id (client_id auto) is a public client: "
+                "remove client_secret, or set client_id to the id of your registered app"
+            )
+        if self.kind != "huggingface" and self.client_id == AUTO_CLIENT_ID:
+            raise ValueError(
+                "@client_id: auto (a Client ID Metadata Document) is Hugging Face's; "
+                "kind oidc needs the client_id your provider registered"
+            )
+        return self
 
 
 class SentinelConfig(BaseModel):
@@ -561,6 +604,32 @@ class GatewayConfig(BaseModel):
     policies: dict[str, Policy] = Field(default_factory=dict)
     routes: tuple[RouteConfig, ...] = Field(min_length=1)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _resolve_auto_client_id(cls, data: Any) -> Any:
+        """client_id auto becomes the document's URL, so the provider (and a reload's
+        comparison of provider sections) sees the id Hugging Face is sent."""
+        if not isinstance(data, Mapping):
+            return data
+        provider, server = data.get("provider"), data.get("server")
+        if isinstance(provider, Mapping):
+            provider = ProviderConfig.model_validate(provider)
+        if isinstance(server, Mapping):
+            server = ServerConfig.model_validate(server)
+        if not isinstance(provider, ProviderConfig) or not isinstance(server, ServerConfig):
+            return data
+        if provider.client_id == AUTO_CLIENT_ID:
+            resolved = cimd_client_id(server.public_url)
+            provider = provider.model_copy(update={"client_id": resolved})
+        return {**data, "provider": provider, "server": server}
+
+    @property
+    def cimd_url(self) -> str | None:
+        """The Client ID Metadata Document's URL when the gateway is its own registered
+        app (client_id auto), else None."""
+        url = cimd_client_id(self.server.public_url)
+        return url if self.provider.client_id == url else None
 
     def policy_for(self, route: RouteConfig) -> Policy:
         """The policy object a route uses (named, built-in or inline)."""

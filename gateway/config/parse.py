@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
+from gateway.config.cimd import AUTO_CLIENT_ID, public_url_problem
 from gateway.config.models import (
     GatewayConfig,
     IdentityConfig,
@@ -132,6 +133,10 @@ def _cross_checks(sections: Mapping[str, Any], routes: list[RouteConfig]) -> Ite
         yield from _check_session(session, server)
     if server is not None:
         yield from _check_hosts(server, session, routes)
+    provider: ProviderConfig | None = sections.get("provider")
+    if server is not None and provider is not None and provider.client_id == AUTO_CLIENT_ID:
+        if problem := public_url_problem(server.public_url):
+            yield f"server.public_url: {problem}"
     if server is not None and identity is not None:
         if server.workers > 1 and identity.assertion.signing_key_file is None:
             yield (

@@ -27,6 +27,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 from multidict import MultiMapping
 
+from gateway.devtools import fake_hf_cimd as cimd
 from gateway.devtools.fake_hf_model import FakeClient, FakeUser
 from gateway.devtools.fake_hf_pages import (
     AccountChoice,
@@ -328,6 +329,8 @@ async def authorize_get(http: web.Request) -> web.Response:
     state = http.app[STATE_KEY]
     state.authorize_requests.append(_record(http.query))
     pairs = text_pairs(http.query)
+    if refused := await _metadata_document(state, pairs):
+        return refused
     return _guarded(state, http, lambda: _decide(state, http, parse_authorize(state, pairs)))
 
 
@@ -335,7 +338,23 @@ async def authorize_post(http: web.Request) -> web.Response:
     """``POST /oauth/authorize``: the consent page's Sign in / Authorize / Deny buttons."""
     state = http.app[STATE_KEY]
     pairs = text_pairs(await http.post())
+    if refused := await _metadata_document(state, pairs):
+        return refused
     return _guarded(state, http, lambda: _submit(state, http, pairs))
+
+
+async def _metadata_document(state: ProviderState, pairs: Pairs) -> web.Response | None:
+    """A URL client id: fetch and check its document (fake_hf_cimd), or the 400 page."""
+    client_id = _first(pairs, "client_id")
+    if client_id is None or not cimd.is_url_client_id(client_id):
+        return None
+    try:
+        await cimd.resolve(state, client_id)
+    except cimd.CIMDError as exc:
+        state.clients.pop(client_id, None)  # an app whose document broke is gone
+        log.info("authorize: client metadata document refused: %s", exc)
+        return html_response(notice_page("400 Error", f"Invalid client_id: {exc}."), status=400)
+    return None
 
 
 def _submit(state: ProviderState, http: web.Request, pairs: Pairs) -> web.Response:

@@ -74,6 +74,7 @@ class ProviderState:
         self.site_sessions: dict[str, SiteSession] = {}
         self.token_requests: list[dict[str, Any]] = []
         self.authorize_requests: list[dict[str, Any]] = []
+        self.cimd_fetches: list[str] = []
         self.userinfo_calls = 0
         self.whoami_calls = 0
 

@@ -36,7 +36,7 @@ from gateway.logs import (
 from gateway.metrics import count_request
 from gateway.routing import NormalPath, normalize_host, normalize_path, strip_path_prefix
 from gateway.session.model import TOUCH_INTERVAL, SessionRecord
-from gateway.web import endpoints, responses
+from gateway.web import endpoints, responses, wellknown
 from gateway.web.bearer import ACCEPTED_TTL as TOKEN_RECHECK
 from gateway.web.caller import Caller
 from gateway.web.context import CONTEXT, GATEWAY_PREFIX, GatewayContext
@@ -50,6 +50,7 @@ GATEWAY_LABEL = "_gateway"
 """The route label of the gateway's own pages in the metrics."""
 UNROUTED_LABEL = "_unrouted"
 """The route label of requests no route serves (and of unreadable paths)."""
+WELL_KNOWN = "/.well-known/"
 
 
 async def handle(request: web.Request) -> web.StreamResponse:
@@ -87,6 +88,9 @@ async def _answer(request: web.Request, ctx: GatewayContext) -> tuple[web.Stream
         return error, UNROUTED_LABEL
     if path.match == GATEWAY_PREFIX or path.match.startswith(GATEWAY_PREFIX + "/"):
         return await endpoints.handle(request, ctx, path.match, query), GATEWAY_LABEL
+    if path.match.startswith(WELL_KNOWN) and wellknown.answers(ctx, request.method, path.match):
+        # Only the gateway's own documents; other /.well-known/ paths reach the routes.
+        return wellknown.answer(request, ctx, path.match), GATEWAY_LABEL
     host = normalize_host(request.host)
     routed = ctx.access.routed(host, path)
     if routed is None:

@@ -173,7 +173,12 @@ MISTAKES = [
     # --- missing things
     pytest.param({"server": DELETE}, ["server: is required"], id="no server section"),
     pytest.param(
-        {"provider.client_id": DELETE}, ["provider.client_id: is required"], id="no client_id"
+        {"provider.client_id": DELETE},
+        [
+            "provider.client_secret: a CIMD client id (client_id auto) is a public client: "
+            "remove client_secret, or set client_id to the id of your registered app"
+        ],
+        id="no client_id but a secret",
     ),
     pytest.param(
         {"provider.client_id": ""}, ["provider.client_id: must not be empty"], id="empty client_id"
