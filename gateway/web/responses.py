@@ -15,7 +15,7 @@ from gateway.identity import Identity
 from gateway.logs import current_request_id, new_request_id
 from gateway.policy import Decision, ReasonCode
 from gateway.routing import normalize_host
-from gateway.web import pages
+from gateway.web import pages, wellknown
 from gateway.web.context import CONTEXT, GATEWAY_PREFIX, STATIC_PREFIX, GatewayContext
 from gateway.web.framing import page_headers
 
@@ -176,7 +176,7 @@ def invalid_token(request: web.Request) -> web.Response:
             "message": "the Hugging Face token is invalid, expired or not a user token",
             "request_id": request_id(request),
         },
-        **{"WWW-Authenticate": 'Bearer realm="hf-gateway", error="invalid_token"'},
+        **{"WWW-Authenticate": bearer_challenge(request, error="invalid_token")},
     )
 
 
@@ -188,8 +188,22 @@ def unauthenticated(request: web.Request, ctx: GatewayContext, target: str) -> w
     return json_response(
         401,
         {"error": "unauthenticated", "message": "sign in required", "login_url": url},
-        **{"WWW-Authenticate": 'Bearer realm="hf-gateway"'},
+        **{"WWW-Authenticate": bearer_challenge(request)},
     )
+
+
+def bearer_challenge(request: web.Request, error: str | None = None) -> str:
+    """The 401's Bearer challenge (RFC 6750 §3): the realm, the error when a token was
+    refused (none when there was no credential), and, while bearer tokens are accepted,
+    where RFC 9728 metadata says how to get one (``resource_metadata``, RFC 9728 §5.1)."""
+    parts = ['realm="hf-gateway"']
+    if error is not None:
+        parts.append(f'error="{error}"')
+    ctx = request.get(CONTEXT)
+    if ctx is not None and ctx.config.provider.bearer_tokens:
+        url = wellknown.resource_metadata_url(ctx.config, request.host)
+        parts.append(f'resource_metadata="{url}"')
+    return "Bearer " + ", ".join(parts)
 
 
 def denied(

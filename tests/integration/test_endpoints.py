@@ -372,7 +372,10 @@ async def test_an_unauthenticated_non_browser_gets_401_json(
     """API, XHR, unsafe-method and websocket callers get 401 JSON they can act on."""
     response = await raw_request(gateway.port, "/dash?x=1", list(headers.items()), method=method)
     assert response.status == 401
-    assert response.header("WWW-Authenticate") == 'Bearer realm="hf-gateway"'
+    assert response.header("WWW-Authenticate") == (
+        f'Bearer realm="hf-gateway", resource_metadata="{gateway.url}'
+        '/.well-known/oauth-protected-resource"'
+    )
     assert response.header("Location") is None
     if method == "HEAD":
         return
