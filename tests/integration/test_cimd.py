@@ -7,6 +7,7 @@ with a small document server that serves whatever document a test writes.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import secrets
@@ -84,6 +85,24 @@ async def test_sign_in_with_client_id_auto_needs_no_registered_app(
     assert (exchange["grant_type"], exchange["auth"]) == ("authorization_code", "none")
     assert exchange["form"]["client_id"] == document_url
     assert exchange["form"]["code_verifier"]
+
+
+async def test_a_cimd_session_refreshes_as_a_public_client(
+    start_gateway: StartGateway, fake_hf: FakeHF
+) -> None:
+    """Revalidation refreshes with the document URL as client id and no secret (HF's rule
+    for public clients), and the session lives on with the rotated token."""
+    fake_hf.settings.expires_in = 2  # so the revalidation must refresh
+    gateway = await start_gateway({**AUTO, "session": {"revalidate_after": 1}})
+    async with gateway.browser() as http:
+        await gateway.sign_in(http, "alice")
+        start = len(fake_hf.token_requests)
+        await asyncio.sleep(1.2)
+        async with http.get(f"{gateway.url}/api/echo", headers=API) as r:
+            assert r.status == 200
+    refreshes = [r for r in fake_hf.token_requests[start:] if r["grant_type"] == "refresh_token"]
+    assert len(refreshes) == 1
+    assert (refreshes[0]["auth"], refreshes[0]["client_id"]) == ("none", gateway.url + CIMD_PATH)
 
 
 async def test_the_document_names_the_gateway_as_a_public_client(
