@@ -147,6 +147,7 @@ async def _ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
 async def space_frame(page: Page, framer: str) -> Frame:
     await page.goto(framer)
     handle = await page.wait_for_selector("#space")
+    assert handle is not None
     frame = await handle.content_frame()
     assert frame is not None
     await frame.wait_for_load_state()
