@@ -65,6 +65,11 @@ bench: $(STAMP)
 	@scripts/ensure-system-deps.sh wrk nginx redis-server curl
 	$(PY) benchmarks/throughput.py
 
+## spaces-streamlit: examples/spaces/ with a real Streamlit in Chromium, framed, signed in from the frame (installs streamlit; not part of test)
+spaces-streamlit: $(STAMP) system-deps
+	$(PY) -m pip install --quiet streamlit==1.67.0
+	$(PY) scripts/spaces_streamlit.py
+
 ## bench-routing: route lookup with 3, 100 and 1,000 routes; fails when 1,000 cost over 2x of 3
 bench-routing: $(STAMP)
 	$(PY) benchmarks/routing_scale.py
