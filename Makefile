@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint format system-deps check-examples bench bench-routing docs clean
+.PHONY: demo test test-tools lint format system-deps check-examples bench bench-routing docs clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -69,6 +69,21 @@ bench: $(STAMP)
 spaces-streamlit: $(STAMP) system-deps
 	$(PY) -m pip install --quiet streamlit==1.67.0
 	$(PY) scripts/spaces_streamlit.py
+
+## test-tools: tests/tools against real Gradio behind the gateway (hf_gateway_client.gradio;
+## docs/client.md). Gradio is large: it goes into its own venv, .venv/tools, never into .venv,
+## and `make test` collects nothing in tests/tools (HF_GATEWAY_TOOL_TESTS unset).
+TOOLS_VENV ?= $(VENV)/tools
+TOOLS_STAMP := $(TOOLS_VENV)/.installed
+
+$(TOOLS_STAMP): pyproject.toml
+	@test -x $(TOOLS_VENV)/bin/python || $(PYTHON) -m venv $(TOOLS_VENV)
+	$(TOOLS_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(TOOLS_VENV)/bin/python -m pip install --quiet -e '.[dev,gradio]'
+	@touch $@
+
+test-tools: $(TOOLS_STAMP)
+	HF_GATEWAY_TOOL_TESTS=1 $(TOOLS_VENV)/bin/python -m pytest tests/tools
 
 ## bench-routing: route lookup with 3, 100 and 1,000 routes; fails when 1,000 cost over 2x of 3
 bench-routing: $(STAMP)

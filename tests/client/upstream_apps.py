@@ -62,11 +62,12 @@ def create_fastapi_app(verifier: AssertionVerifier) -> FastAPI:
 
 
 @contextlib.contextmanager
-def serve(app: Any, port: int | None = None) -> Iterator[str]:
-    """Serve an ASGI app with uvicorn on 127.0.0.1 in a thread; yields its base URL."""
+def serve(app: Any, port: int | None = None, *, lifespan: str = "off") -> Iterator[str]:
+    """Serve an ASGI app with uvicorn on 127.0.0.1 in a thread; yields its base URL.
+    Gradio needs ``lifespan="on"``: its queue starts with the app."""
     port = port or free_port()
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", ws="none"
+        app, host="127.0.0.1", port=port, log_level="warning", lifespan=lifespan, ws="none"
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
