@@ -61,8 +61,11 @@ async def sign_in(request: web.Request, ctx: GatewayContext) -> web.StreamRespon
     target = _target(ctx, request.query)
     login = responses.login_url(ctx, target)
     host = urlsplit(target).hostname or ctx.config.server.public_host
-    body = pages.render_sign_in(login_url=login, static_prefix=STATIC_PREFIX, target_host=host)
-    return responses.html_page(200, body, framed_by=ctx.config.server.frame_ancestors)
+    framed_by = ctx.config.server.frame_ancestors
+    body = pages.render_sign_in(
+        login_url=login, static_prefix=STATIC_PREFIX, target_host=host, new_tab=bool(framed_by)
+    )
+    return responses.html_page(200, body, framed_by=framed_by)
 
 
 # --------------------------------------------------------------------------- login

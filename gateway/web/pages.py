@@ -71,12 +71,20 @@ _SIGN_OUT = _load("sign_out.html")
 _ERROR = _load("error.html")
 _LOGO = _inline_svg((STATIC_DIR / "hf-logo.svg").read_text(encoding="utf-8"), "hf-logo")
 
-# Links that lead to Hugging Face's authorize page open at the top level (target=_top):
-# HF's pages refuse to be framed, and the sign-in must leave the Space's iframe.
+# Links that lead to Hugging Face's authorize page leave any frame: HF's pages refuse to be
+# framed. A page that may be framed (server.frame_ancestors) opens them in a new tab, as HF
+# advises for Spaces, whose iframe sandbox forbids navigating the top level but lets a
+# popup escape the sandbox; any other page opens them at the top (the same tab).
 _LINK_BUTTON = Template(
     '    <a class="button $kind" href="$href"$target>$icon<span>$label</span></a>\n'
 )
 _TOP = ' target="_top"'
+_NEW_TAB = ' target="_blank" rel="noopener"'
+
+
+def _leave_frame(new_tab: bool) -> str:
+    return _NEW_TAB if new_tab else _TOP
+
 
 _POST_BUTTON = Template(
     '    <form class="action-form" method="post" action="$action">'
@@ -122,13 +130,16 @@ def render_sign_in(
     static_prefix: str,
     app_name: str = DEFAULT_APP_NAME,
     target_host: str | None = None,
+    new_tab: bool = False,
 ) -> str:
-    """Render the branded sign-in page whose button links to ``login_url``."""
+    """Render the branded sign-in page whose button links to ``login_url`` (in a new tab
+    with ``new_tab``: the page may be framed)."""
     site = f'<strong class="host">{_esc(target_host)}</strong>' if target_host else "This site"
     content = _SIGN_IN.substitute(
         logo=_LOGO,
         explanation=f"{site} is protected. Sign in with your Hugging Face account to continue.",
         login_url=_url(login_url),
+        target=_leave_frame(new_tab),
         sign_in_label=SIGN_IN_LABEL,
     )
     return _document(
@@ -151,6 +162,7 @@ def render_error(
     sign_out_url: str | None = None,
     consent_url: str | None = None,
     request_id: str | None = None,
+    new_tab: bool = False,
 ) -> str:
     """Render an error page (400 to 504, failed logins, policy denials).
 
@@ -169,7 +181,10 @@ def render_error(
         details=_details(details),
         identity=_IDENTITY.substitute(username=_esc(username)) if username else "",
         actions=_error_actions(
-            sign_in_url=sign_in_url, sign_out_url=sign_out_url, consent_url=consent_url
+            sign_in_url=sign_in_url,
+            sign_out_url=sign_out_url,
+            consent_url=consent_url,
+            new_tab=new_tab,
         ),
     )
     footer = _PROTECTED_BY.substitute(app_name=_esc(DEFAULT_APP_NAME))
@@ -243,12 +258,12 @@ def _details(details: Sequence[str]) -> str:
 
 
 def _error_actions(
-    *, sign_in_url: str | None, sign_out_url: str | None, consent_url: str | None
+    *, sign_in_url: str | None, sign_out_url: str | None, consent_url: str | None, new_tab: bool
 ) -> str:
     links = [
         (url, label, target)
         for url, label, target in (
-            (consent_url, "Grant access on Hugging Face", _TOP),
+            (consent_url, "Grant access on Hugging Face", _leave_frame(new_tab)),
             (sign_in_url, "Sign in again", ""),  # the sign-in page, which may be framed
         )
         if url

@@ -131,6 +131,8 @@ def error(
     """An error answer: a page for browsers, JSON for everyone else."""
     rid = request_id(request)
     if is_browser(request):
+        ctx = request.get(CONTEXT)
+        framed_by = ctx.config.server.frame_ancestors if ctx is not None else ()
         body = pages.render_error(
             status=status,
             title=title,
@@ -142,10 +144,9 @@ def error(
             sign_out_url=f"{GATEWAY_PREFIX}/logout" if identity else None,
             consent_url=consent,
             request_id=rid,
+            new_tab=bool(framed_by),
         )
         form = FORM_PAGE_HEADERS if identity else {}
-        ctx = request.get(CONTEXT)
-        framed_by = ctx.config.server.frame_ancestors if ctx is not None else ()
         all_headers = {**(headers or {}), **form, "X-Request-Id": rid}
         return html_page(status, body, all_headers, framed_by=framed_by)
     payload: dict[str, object] = {"error": code, "message": message, "request_id": rid}

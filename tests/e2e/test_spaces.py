@@ -35,6 +35,12 @@ from tests.support.harness import CLIENT_ID, CLIENT_SECRET
 from tests.support.redis_server import free_port
 
 SIGN_IN = "Sign in with Hugging Face"
+HF_SANDBOX = (
+    "allow-forms allow-modals allow-popups allow-popups-to-escape-sandbox allow-same-origin "
+    "allow-scripts allow-downloads"
+)
+"""The sandbox of huggingface.co's Space iframe (as hub-docs embeds Spaces): no
+allow-top-navigation, so a target=_top link could not leave it; a popup escapes it."""
 
 
 async def _app(request: web.Request) -> web.Response:
@@ -55,10 +61,13 @@ async def serve(app: web.Application, host: str, port: int) -> AsyncIterator[str
 
 
 def framing_app(space_url: str) -> web.Application:
-    """The Space page's stand-in: another site showing the Space in an iframe."""
+    """The Space page's stand-in: another site showing the Space in a sandboxed iframe."""
 
     async def page(request: web.Request) -> web.Response:
-        body = f'<h1>A Space page</h1><iframe id="space" src="{space_url}/"></iframe>'
+        body = (
+            f'<h1>A Space page</h1><iframe id="space" src="{space_url}/" '
+            f'sandbox="{HF_SANDBOX}"></iframe>'
+        )
         return web.Response(text=body, content_type="text/html")
 
     app = web.Application()
@@ -154,23 +163,27 @@ async def space_frame(page: Page, framer: str) -> Frame:
     return frame
 
 
-async def sign_in_from_the_frame(page: Page, space: Space) -> None:
-    """Click the sign-in button inside the frame: HF's page opens at the top level, and
-    signing in there returns the top level into the Space, where the app shows alice."""
+async def sign_in_from_the_frame(page: Page, space: Space) -> Page:
+    """Click the sign-in button inside the frame: HF's page opens in a new tab (a top-level
+    page, out of the sandbox), and signing in there returns that tab into the Space, where
+    the app shows alice. Returns the new tab."""
     frame = await space_frame(page, space.framer)
     assert frame.url.startswith(f"{space.url}/_gateway/sign_in")
-    await frame.get_by_role("link", name=SIGN_IN).click()
-    await page.get_by_role("button", name="Sign in as alice").click()
-    await page.wait_for_url(f"{space.url}/")
-    assert await page.locator("h1").inner_text() == "Hello alice"
+    async with page.context.expect_page() as opened:
+        await frame.get_by_role("link", name=SIGN_IN).click()
+    tab = await opened.value
+    await tab.get_by_role("button", name="Sign in as alice").click()
+    await tab.wait_for_url(f"{space.url}/")
+    assert await tab.locator("h1").inner_text() == "Hello alice"
+    return tab
 
 
 async def test_the_space_signs_in_at_the_top_level_from_inside_the_frame(
     browser: Browser, space: Space
 ) -> None:
     """In a default Playwright context (like incognito, it blocks third-party cookies) the
-    whole sign-in works, because it runs at the top level: the login binding cookie and the
-    session cookie are first-party there."""
+    whole sign-in works, because it runs in a top-level tab: the login binding cookie and
+    the session cookie are first-party there."""
     log = space.log.read_text()
     assert "spaces mode: provider http://127.0.0.1:" in log
     assert f"pages framed by {space.framer}; cookies SameSite=None" in log
@@ -180,19 +193,22 @@ async def test_the_space_signs_in_at_the_top_level_from_inside_the_frame(
     # The sign-in page renders inside the frame (no error frame); HF's page would not.
     button = frame.get_by_role("link", name=SIGN_IN)
     assert await button.is_visible()
-    await button.click()
-    await page.wait_for_url(lambda url: "/oauth/authorize" in url or "/login" in url)
-    assert not page.url.startswith(space.url) and not page.url.startswith(space.framer)
-    assert len(page.frames) == 1  # the top level left the framing page
-    await page.get_by_role("button", name="Sign in as alice").click()
-    await page.wait_for_url(f"{space.url}/")
-    assert await page.locator("h1").inner_text() == "Hello alice"
+    async with context.expect_page() as opened:
+        await button.click()
+    tab = await opened.value
+    await tab.wait_for_load_state()
+    # The fake HF's sign-in page, top level in the new tab (it would refuse a frame).
+    assert not tab.url.startswith(space.url) and not tab.url.startswith(space.framer)
+    assert len(tab.frames) == 1
+    await tab.get_by_role("button", name="Sign in as alice").click()
+    await tab.wait_for_url(f"{space.url}/")
+    assert await tab.locator("h1").inner_text() == "Hello alice"
     names = {c["name"]: c for c in await context.cookies(space.url)}
     session = names["__Host-hf_gateway"]
     assert (session["sameSite"], session["secure"], session["httpOnly"]) == ("None", True, True)
     assert "__Host-hf_gateway_login" not in names  # the binding was used up at the callback
     # Back on the Space page: this context sends no third-party cookie into the frame, so
-    # the frame asks to sign in again; the button leaves the frame the same way.
+    # the frame asks to sign in again (the new tab holds the signed-in Space).
     frame = await space_frame(page, space.framer)
     assert await frame.get_by_role("link", name=SIGN_IN).is_visible()
     await context.close()
@@ -219,7 +235,8 @@ async def test_once_signed_in_the_framed_space_shows_the_app_with_samesite_none_
             str(profile), executable_path=CHROMIUM, args=CHROMIUM_ARGS
         )
         page = await context.new_page()
-        await sign_in_from_the_frame(page, space)
+        tab = await sign_in_from_the_frame(page, space)
+        await tab.close()
         frame = await space_frame(page, space.framer)
         assert frame.url == f"{space.url}/"
         assert await frame.locator("h1").inner_text() == "Hello alice"

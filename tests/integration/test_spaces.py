@@ -77,14 +77,20 @@ async def test_in_spaces_mode_gateway_pages_may_be_framed_by_the_space_page_only
     assert strict["default-src"] == "'none'" and "script-src" not in strict
 
 
-async def test_the_sign_in_button_opens_at_the_top_level(start_gateway: StartGateway) -> None:
-    """HF's authorize page refuses to be framed: the link leaves the iframe (no script)."""
-    gateway = await start_gateway(SPACES)
-    async with aiohttp.ClientSession() as http:
-        async with http.get(f"{gateway.url}/_gateway/sign_in?rd=/", headers=BROWSER) as response:
-            page = await response.text()
-    assert 'href="http://127.0.0.1:' in page and 'target="_top"' in page
-    assert "<script" not in page
+async def test_the_sign_in_button_leaves_the_frame(start_gateway: StartGateway) -> None:
+    """HF's authorize page refuses to be framed: a page that may be framed opens it in a new
+    tab (a Space's iframe sandbox lets popups escape, not top navigation); a page that may
+    not be framed opens it at the top, in the same tab. No script either way."""
+    pages = {}
+    for name, overrides in (("spaces", SPACES), ("plain", {})):
+        gateway = await start_gateway(overrides)
+        async with aiohttp.ClientSession() as http:
+            url = f"{gateway.url}/_gateway/sign_in?rd=/"
+            async with http.get(url, headers=BROWSER) as response:
+                pages[name] = await response.text()
+    assert 'target="_blank" rel="noopener"' in pages["spaces"]
+    assert 'target="_top"' in pages["plain"] and "_blank" not in pages["plain"]
+    assert "<script" not in pages["spaces"] + pages["plain"]
 
 
 async def test_spaces_cookies_are_samesite_none_secure_host_prefixed(

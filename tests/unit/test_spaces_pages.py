@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from gateway.web import pages
 from gateway.web.framing import page_headers
 
@@ -21,9 +23,16 @@ def _targets(page: str) -> dict[str, str | None]:
     return found
 
 
-def test_the_sign_in_button_and_the_consent_button_open_at_the_top_level() -> None:
-    sign_in = pages.render_sign_in(login_url="/_gateway/login?rd=%2F", static_prefix=STATIC)
-    assert _targets(sign_in)[pages.SIGN_IN_LABEL] == "_top"
+@pytest.mark.parametrize(("new_tab", "target"), [(False, "_top"), (True, "_blank")])
+def test_the_sign_in_button_and_the_consent_button_leave_the_frame(
+    new_tab: bool, target: str
+) -> None:
+    """At the top (same tab) when the page cannot be framed; in a new tab when it may be,
+    since a Space's iframe sandbox forbids top navigation but lets popups escape it."""
+    sign_in = pages.render_sign_in(
+        login_url="/_gateway/login?rd=%2F", static_prefix=STATIC, new_tab=new_tab
+    )
+    assert _targets(sign_in)[pages.SIGN_IN_LABEL] == target
     error = pages.render_error(
         status=403,
         title="More access needed",
@@ -31,11 +40,13 @@ def test_the_sign_in_button_and_the_consent_button_open_at_the_top_level() -> No
         static_prefix=STATIC,
         sign_in_url="/_gateway/sign_in?rd=%2F",
         consent_url="/_gateway/login?rd=%2F&scope=read-repos",
+        new_tab=new_tab,
     )
     targets = _targets(error)
-    assert targets["Grant access on Hugging Face"] == "_top"
+    assert targets["Grant access on Hugging Face"] == target
     # The sign-in page itself may be framed: that link stays in the frame.
     assert targets["Sign in again"] is None
+    assert ('rel="noopener"' in sign_in + error) is new_tab
     assert "<script" not in sign_in + error
 
 
