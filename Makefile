@@ -79,7 +79,7 @@ TOOLS_STAMP := $(TOOLS_VENV)/.installed
 $(TOOLS_STAMP): pyproject.toml
 	@test -x $(TOOLS_VENV)/bin/python || $(PYTHON) -m venv $(TOOLS_VENV)
 	$(TOOLS_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(TOOLS_VENV)/bin/python -m pip install --quiet -e '.[dev,gradio]'
+	$(TOOLS_VENV)/bin/python -m pip install --quiet -e '.[dev,gradio,jupyter]'
 	@touch $@
 
 test-tools: $(TOOLS_STAMP)
