@@ -88,9 +88,14 @@ async def login(
     if request.print_token:
         print(token.access_token, file=out)
     else:
+        where = (
+            ""
+            if request.token_file == saved_tokens.token_file()
+            else (f" --token-file {request.token_file}")
+        )
         print(
-            f'Use it: curl -H "Authorization: Bearer $(hf-gateway login {origin} --print-token)"'
-            f" {origin}/",
+            f'Use it: curl -H "Authorization: Bearer $(hf-gateway login {origin}{where}'
+            f' --print-token)" {origin}/',
             file=err,
         )
     return EXIT_OK

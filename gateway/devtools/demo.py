@@ -112,7 +112,9 @@ def _banner(url: str, issuer: str) -> str:
     bob    read role in acme           -> the tool, but 403 on /writers/ and /admin/
     carol  acme member pending SSO     -> the tool; acme does not count for her yet
     dave   no organisations            -> the tool only
-  /public/ needs no sign-in. Stop with Ctrl-C.
+  /public/ needs no sign-in. A token for scripts (docs/clients.md):
+    hf-gateway login {url} --client-id hf-gateway-cli
+  Stop with Ctrl-C.
 """
 
 

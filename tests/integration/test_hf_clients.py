@@ -230,10 +230,16 @@ CLI_APP = "hf-gateway-cli-test"
 
 
 async def run_login(
-    gateway: GatewayHarness, fake_hf: FakeHF, token_file: Path, *extra: str, approve: bool
+    gateway: GatewayHarness,
+    fake_hf: FakeHF,
+    token_file: Path,
+    *extra: str,
+    approve: bool,
+    issuer: bool = True,
 ) -> tuple[int, str, str]:
     """``hf-gateway login`` as a real process; alice approves the code it prints on the
-    fake's device page (what her browser would post), unless ``approve`` is False."""
+    fake's device page (what her browser would post), unless ``approve`` is False. Without
+    ``issuer`` the CLI finds the provider in the gateway's RFC 9728 metadata."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("HF_GATEWAY_")}
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -243,8 +249,7 @@ async def run_login(
         gateway.url,
         "--client-id",
         CLI_APP,
-        "--issuer",
-        fake_hf.issuer,
+        *(("--issuer", fake_hf.issuer) if issuer else ()),
         "--token-file",
         str(token_file),
         *extra,
@@ -293,6 +298,20 @@ async def test_login_prints_a_code_and_saves_a_token_the_gateway_accepts(
     code, out, err = await run_login(gateway, fake_hf, token_file, "--print-token", approve=False)
     assert (code, out.strip()) == (0, token)
     assert "enter the code" not in err
+
+
+async def test_login_finds_the_provider_in_the_gateways_metadata(
+    gateway: GatewayHarness, fake_hf: FakeHF, tmp_path: Path
+) -> None:
+    """No --issuer: the gateway's /.well-known/oauth-protected-resource names the fake HF
+    as its authorization server, and the login completes there."""
+    fake_hf.clients[CLI_APP] = FakeClient(CLI_APP, None, [], name="hf-gateway CLI")
+    fake_hf.settings.device_interval = 1
+    token_file = tmp_path / "tokens.json"
+    code, _, err = await run_login(gateway, fake_hf, token_file, approve=True, issuer=False)
+    assert code == 0, err
+    assert f"Open {fake_hf.issuer}/oauth/device" in err
+    assert json.loads(token_file.read_text())[gateway.url]["username"] == "alice"
 
 
 async def test_a_denied_login_saves_nothing(
