@@ -119,8 +119,11 @@ class AssertionSigner:
             "preferred_username": identity.username,
             "name": identity.name,
             "email": identity.email,
+            "email_verified": identity.email_verified,
+            "picture": identity.picture,
+            "is_pro": identity.is_pro,
             "orgs": [
-                {"sub": org.sub, "slug": org.slug, "role": org.role}
+                {"sub": org.sub, "slug": org.slug, "name": org.name, "role": org.role}
                 for org in identity.counting_orgs
             ],
             "scope": " ".join(sorted(identity.scopes)),

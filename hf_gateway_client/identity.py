@@ -37,6 +37,12 @@ class GatewayOrg:
     sub: str
     slug: str
     role: str | None
+    name: str = ""
+    """The org's full name ("" from gateways that do not send it; the slug stands in)."""
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.slug
 
     def role_at_least(self, minimum: str) -> bool:
         if minimum not in ROLE_ORDER:
@@ -146,7 +152,7 @@ class GatewayIdentity:
             "orgs": [
                 {
                     "sub": org.sub,
-                    "name": org.slug,
+                    "name": org.display_name,
                     "preferred_username": org.slug,
                     "picture": "",
                     "roleInOrg": org.role,
@@ -162,11 +168,11 @@ class GatewayIdentity:
 
 
 def _org_info(cls: type[OAuthOrgInfo], org: GatewayOrg) -> OAuthOrgInfo:
-    # The assertion names orgs by slug only: the slug stands in for the full name. Only
-    # orgs without pending SSO/MFA restrictions reach the token, hence [].
+    # Older gateways name orgs by slug only: then the slug stands in for the full name.
+    # Only orgs without pending SSO/MFA restrictions reach the token, hence [].
     return cls(
         sub=org.sub,
-        name=org.slug,
+        name=org.display_name,
         preferred_username=org.slug,
         picture="",
         plan=None,
@@ -225,6 +231,7 @@ def _orgs(value: Any) -> tuple[GatewayOrg, ...]:
                 sub=_text(entry, "sub", required=True),
                 slug=_text(entry, "slug", required=True),
                 role=role,
+                name=_text(entry, "name"),
             )
         )
     return tuple(orgs)

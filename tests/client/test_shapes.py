@@ -43,12 +43,12 @@ def test_user_info_maps_every_claim_the_assertion_carries(alice: GatewayIdentity
         "alice@example.com",
     )
     assert user.profile == "https://huggingface.co/alice"
+    assert user.email_verified is True  # carried by the assertion, as is_pro and picture
     # Not in the assertion: neutral values (docs/client.md "What cannot be filled in").
     assert (user.picture, user.website, user.is_pro, user.can_pay) == ("", None, False, None)
-    assert user.email_verified is None
-    assert [(o.sub, o.preferred_username, o.role_in_org) for o in user.orgs or []] == [
-        ("6650a1c2e3f4a5b6c7d8e9f0", "acme", "admin"),
-        ("9af218e6c4d13b02d0fafdf1", "hf-tools", "read"),
+    assert [(o.sub, o.preferred_username, o.name, o.role_in_org) for o in user.orgs or []] == [
+        ("6650a1c2e3f4a5b6c7d8e9f0", "acme", "Acme Corp", "admin"),
+        ("9af218e6c4d13b02d0fafdf1", "hf-tools", "hf-tools", "read"),  # no name: the slug
     ]
     assert all(o.security_restrictions == [] for o in user.orgs or [])
 
@@ -112,7 +112,7 @@ def test_the_gradio_profile_has_gradios_attributes_and_userinfo_keys(
     assert profile["preferred_username"] == "alice"
     assert profile["orgs"][0] == {
         "sub": "6650a1c2e3f4a5b6c7d8e9f0",
-        "name": "acme",
+        "name": "Acme Corp",
         "preferred_username": "acme",
         "picture": "",
         "roleInOrg": "admin",

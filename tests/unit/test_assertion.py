@@ -37,6 +37,9 @@ ALICE = Identity(
     username="alice",
     name="Alice Liddell",
     email="alice@example.com",
+    email_verified=True,
+    picture="https://cdn.example/avatars/alice.png",
+    is_pro=True,
     orgs=(
         org("acme", "admin", sub="6650a1c2"),
         org("secure-corp", "write", sub="77aa", restrictions=["sso"]),
@@ -115,7 +118,8 @@ def signer() -> AssertionSigner:
 
 
 def test_the_claims_describe_the_user_for_one_route(signer: AssertionSigner) -> None:
-    """iss, aud, sub, names, email, counting orgs, scope, iat and exp = iat + ttl."""
+    """iss, aud, sub, names, email and its verification, picture, PRO, counting orgs,
+    scope, iat and exp = iat + ttl."""
     now = time.time()
     claims = verify(signer.sign(ALICE, "grafana", now), signer.jwks())
     jti = claims.pop("jti")
@@ -126,9 +130,12 @@ def test_the_claims_describe_the_user_for_one_route(signer: AssertionSigner) -> 
         "preferred_username": "alice",
         "name": "Alice Liddell",
         "email": "alice@example.com",
+        "email_verified": True,
+        "picture": "https://cdn.example/avatars/alice.png",
+        "is_pro": True,
         "orgs": [
-            {"sub": "6650a1c2", "slug": "acme", "role": "admin"},
-            {"sub": "9af2", "slug": "hf-tools", "role": "read"},
+            {"sub": "6650a1c2", "slug": "acme", "name": "Acme", "role": "admin"},
+            {"sub": "9af2", "slug": "hf-tools", "name": "Hf-Tools", "role": "read"},
         ],
         "scope": "email openid profile read-memberships",
         "iat": int(now),
@@ -150,7 +157,8 @@ def test_missing_fields_and_ungranted_orgs_are_explicit(signer: AssertionSigner)
     claims = verify(signer.sign(dave, "grafana", time.time()), signer.jwks())
     assert claims["email"] is None
     assert claims["name"] == ""
-    assert claims["orgs"] == [{"sub": "o1", "slug": "acme", "role": None}]
+    assert claims["orgs"] == [{"sub": "o1", "slug": "acme", "name": "Acme", "role": None}]
+    assert (claims["picture"], claims["email_verified"], claims["is_pro"]) == (None, False, False)
     bare = Identity(sub="x", username="x")
     assert verify(signer.sign(bare, "grafana", time.time()), signer.jwks())["orgs"] == []
 
