@@ -217,7 +217,8 @@ def unauthenticated(
     if browser and redirect:
         return responses.redirect(url)
     headers: dict[str, str] = {
-        "WWW-Authenticate": 'Bearer realm="hf-gateway"',
+        # The original host's RFC 9728 pointer: Caddy and Traefik pass this answer on.
+        "WWW-Authenticate": responses.bearer_challenge(request),
         LOGIN_URL_HEADER: url,
     }
     if browser:

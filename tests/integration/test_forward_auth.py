@@ -183,7 +183,9 @@ async def test_an_anonymous_api_client_gets_401_with_the_sign_in_url(
         response = await ask(gateway, forwarded(gateway, "/api/echo?x=1"), query=query)
         assert response.status == 401
         assert response.header("Cache-Control") == "no-store"
-        assert response.header("WWW-Authenticate") == 'Bearer realm="hf-gateway"'
+        metadata = f"{gateway.url}/.well-known/oauth-protected-resource"  # RFC 9728
+        challenge = f'Bearer realm="hf-gateway", resource_metadata="{metadata}"'
+        assert response.header("WWW-Authenticate") == challenge
         login = response.header("X-Gateway-Login-Url") or ""
         assert login.startswith(f"{gateway.url}/_gateway/sign_in?")
         assert rd_of(login) == "/api/echo?x=1"
