@@ -1,11 +1,12 @@
 """``hf-gateway login URL``: get a Hugging Face token a script can send to a gateway.
 
 1. With ``--print-token`` and a usable saved token for URL, print it and stop.
-2. Find the provider: ``--issuer``, else the gateway's RFC 9728 metadata
-   (``/.well-known/oauth-protected-resource``: its authorization server and scopes), else
-   Hugging Face.
-3. Run the device flow (gateway.device_login) as the public app ``--client-id``: print the
-   code and the page to enter it on, poll until approved.
+2. Ask the gateway what it offers (``/_gateway/device``: issuer, the public device-flow
+   app's client id, scopes); ``--client-id``, ``--issuer`` and ``--scope`` win over it.
+   Without an issuer from either, the gateway's RFC 9728 metadata
+   (``/.well-known/oauth-protected-resource``) names it, else Hugging Face.
+3. Run the device flow (gateway.device_login) as that public app: print the code and the
+   page to enter it on, poll until approved.
 4. Ask the gateway who the token is (``/_gateway/userinfo``): a token the gateway refuses is
    not saved. Then save it (gateway.saved_tokens) and say how to use it.
 
@@ -29,6 +30,7 @@ from gateway.device_login import TIMEOUT, DeviceLoginError, Poller, discover, st
 HUGGING_FACE = "https://huggingface.co"
 DEFAULT_SCOPES = ("openid", "profile", "email", "read-memberships")
 RESOURCE_METADATA = "/.well-known/oauth-protected-resource"
+DEVICE_INFO = "/_gateway/device"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
@@ -55,25 +57,33 @@ async def login(
         if saved is not None:
             print(saved.access_token, file=out)
             return EXIT_OK
-    if not request.client_id:
-        print(
-            "login: give --client-id (or HF_GATEWAY_CLIENT_ID): the id of a public Hugging Face"
-            " OAuth app (no secret) that allows the device flow; ask the gateway's operator",
-            file=err,
-        )
-        return EXIT_USAGE
     async with aiohttp.ClientSession() as http:
+        offered = await _get_json(http, origin + DEVICE_INFO)
+        client_id = request.client_id or _text(offered.get("client_id"))
+        if not client_id:
+            print(
+                "login: give --client-id (or HF_GATEWAY_CLIENT_ID): the id of a public Hugging"
+                " Face OAuth app (no secret) that allows the device flow; this gateway offers"
+                " none (provider.device_client_id); ask its operator",
+                file=err,
+            )
+            return EXIT_USAGE
         try:
-            issuer, advertised = await _provider(http, origin, request.issuer)
+            issuer, advertised = await _provider(
+                http, origin, request.issuer or _text(offered.get("issuer"))
+            )
+            offered_scopes = offered.get("scopes")
+            if isinstance(offered_scopes, list):
+                advertised = tuple(s for s in offered_scopes if isinstance(s, str)) or advertised
             scopes = request.scopes or advertised or DEFAULT_SCOPES
             endpoints = await discover(http, issuer)
-            authorization = await start(http, endpoints, request.client_id, scopes)
+            authorization = await start(http, endpoints, client_id, scopes)
             print(f"Open {authorization.verification_uri} and enter the code:", file=err)
             print(f"    {authorization.user_code}", file=err)
             if authorization.verification_uri_complete:
                 print(f"(or open {authorization.verification_uri_complete})", file=err)
             print("Waiting for approval...", file=err, flush=True)
-            token = await Poller(http, endpoints, request.client_id, authorization).wait()
+            token = await Poller(http, endpoints, client_id, authorization).wait()
         except DeviceLoginError as exc:
             print(f"login: {exc}", file=err)
             return EXIT_FAILED
@@ -106,14 +116,7 @@ async def _provider(
 ) -> tuple[str, tuple[str, ...]]:
     """The issuer and the scopes the gateway asks for, from its RFC 9728 metadata when it
     serves some (an explicit issuer wins)."""
-    document: dict[str, Any] = {}
-    try:
-        async with http.get(origin + RESOURCE_METADATA, timeout=TIMEOUT) as response:
-            if response.status == 200:
-                found = await response.json(content_type=None)
-                document = found if isinstance(found, dict) else {}
-    except (aiohttp.ClientError, TimeoutError, ValueError):
-        document = {}
+    document = await _get_json(http, origin + RESOURCE_METADATA)
     servers = document.get("authorization_servers")
     scopes = document.get("scopes_supported")
     advertised = tuple(s for s in scopes if isinstance(s, str)) if isinstance(scopes, list) else ()
@@ -122,6 +125,22 @@ async def _provider(
     if isinstance(servers, list) and servers and isinstance(servers[0], str):
         return servers[0], advertised
     return HUGGING_FACE, advertised
+
+
+async def _get_json(http: aiohttp.ClientSession, url: str) -> dict[str, Any]:
+    """A JSON object the gateway serves, or {} (absent, an older gateway, unreachable)."""
+    try:
+        async with http.get(url, timeout=TIMEOUT) as response:
+            if response.status != 200:
+                return {}
+            found = await response.json(content_type=None)
+    except (aiohttp.ClientError, TimeoutError, ValueError):
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 async def _whoami(http: aiohttp.ClientSession, origin: str, token: str) -> tuple[str, str | None]:

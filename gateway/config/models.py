@@ -180,6 +180,11 @@ class ProviderConfig(BaseModel):
         description="Accept the provider's access tokens as Authorization: Bearer (HF: "
         "personal and OAuth tokens, checked with whoami-v2 and cached for a minute)",
     )
+    device_client_id: str | None = Field(
+        default=None,
+        description="Client id of a public HF OAuth app (no secret) that allows the device "
+        "flow, offered to `hf-gateway login` at /_gateway/device (docs/clients.md)",
+    )
 
     @field_validator("issuer", "api_url")
     @classmethod

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from gateway.errors import StoreError
-from gateway.web import forward_auth, login, pages, responses
+from gateway.web import device_info, forward_auth, login, pages, responses
 from gateway.web.caller import identify
 from gateway.web.context import GATEWAY_PREFIX, LIVE, STATIC_PREFIX, GatewayContext
 
@@ -123,6 +123,7 @@ ROUTES: dict[str, tuple[tuple[str, ...], Handler]] = {
     f"{GATEWAY_PREFIX}/jwks.json": (_GET, jwks),
     f"{GATEWAY_PREFIX}/healthz": (_GET, healthz),
     f"{GATEWAY_PREFIX}/readyz": (_GET, readyz),
+    f"{GATEWAY_PREFIX}/device": (_GET, device_info.device),
     **{f"{STATIC_PREFIX}/{name}": (_GET, _static(name)) for name in pages.STATIC_FILES},
 }
 

@@ -236,6 +236,7 @@ async def run_login(
     *extra: str,
     approve: bool,
     issuer: bool = True,
+    client_id: bool = True,
 ) -> tuple[int, str, str]:
     """``hf-gateway login`` as a real process; alice approves the code it prints on the
     fake's device page (what her browser would post), unless ``approve`` is False. Without
@@ -247,8 +248,7 @@ async def run_login(
         "gateway",
         "login",
         gateway.url,
-        "--client-id",
-        CLI_APP,
+        *(("--client-id", CLI_APP) if client_id else ()),
         *(("--issuer", fake_hf.issuer) if issuer else ()),
         "--token-file",
         str(token_file),
@@ -311,6 +311,40 @@ async def test_login_finds_the_provider_in_the_gateways_metadata(
     code, _, err = await run_login(gateway, fake_hf, token_file, approve=True, issuer=False)
     assert code == 0, err
     assert f"Open {fake_hf.issuer}/oauth/device" in err
+    assert json.loads(token_file.read_text())[gateway.url]["username"] == "alice"
+
+
+async def test_the_gateway_offers_its_device_app(
+    start_gateway: StartGateway, fake_hf: FakeHF
+) -> None:
+    """/_gateway/device names the issuer, provider.device_client_id and the scopes (nothing
+    secret); 404 where no device-flow app is configured."""
+    gateway = await start_gateway({"provider": {"device_client_id": CLI_APP}})
+    status, body, headers = await call(f"{gateway.url}/_gateway/device", [])
+    assert status == 200
+    assert body == {
+        "issuer": fake_hf.issuer,
+        "client_id": CLI_APP,
+        "scopes": ["openid", "profile", "email", "read-memberships"],
+    }
+    assert "secret" not in json.dumps(body)
+    plain = await start_gateway()
+    status, body, _ = await call(f"{plain.url}/_gateway/device", [])
+    assert (status, body["error"]) == (404, "not_found")
+
+
+async def test_login_needs_nothing_but_the_url_where_the_gateway_offers_an_app(
+    start_gateway: StartGateway, fake_hf: FakeHF, tmp_path: Path
+) -> None:
+    """No --client-id, no --issuer: both come from /_gateway/device."""
+    gateway = await start_gateway({"provider": {"device_client_id": CLI_APP}})
+    fake_hf.clients[CLI_APP] = FakeClient(CLI_APP, None, [], name="hf-gateway CLI")
+    fake_hf.settings.device_interval = 1
+    token_file = tmp_path / "tokens.json"
+    code, _, err = await run_login(
+        gateway, fake_hf, token_file, approve=True, issuer=False, client_id=False
+    )
+    assert code == 0, err
     assert json.loads(token_file.read_text())[gateway.url]["username"] == "alice"
 
 
