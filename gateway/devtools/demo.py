@@ -50,6 +50,7 @@ def demo_config(*, gateway_port: int, issuer: str, upstream: str) -> GatewayConf
             "api_url": issuer,
             "client_id": DEMO_CLIENT_ID,
             "client_secret": DEMO_CLIENT_SECRET,
+            "device_client_id": "hf-gateway-cli",  # the fake's public app: hf-gateway login
         },
         "session": {"store": "memory", "secret": secrets.token_urlsafe(48)},
         "policies": {
@@ -113,7 +114,7 @@ def _banner(url: str, issuer: str) -> str:
     carol  acme member pending SSO     -> the tool; acme does not count for her yet
     dave   no organisations            -> the tool only
   /public/ needs no sign-in. A token for scripts (docs/clients.md):
-    hf-gateway login {url} --client-id hf-gateway-cli
+    hf-gateway login {url}
   Stop with Ctrl-C.
 """
 
