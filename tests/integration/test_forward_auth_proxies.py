@@ -251,3 +251,22 @@ async def test_underscore_spellings_of_identity_headers_never_reach_the_tool(
     assert seen.count("x-forwarded-user") == 1
     assert recorder.seen[-1].header("X-Forwarded-User") == "alice"
     assert [name for name, _ in recorder.seen[-1].headers if "_" in name] == []
+
+
+async def test_gradio_clients_token_header_gets_in_through_every_proxy(
+    stack: tuple[FrontProxy, GatewayHarness],
+) -> None:
+    """gradio_client sends its token as X-HF-Authorization; each guide's proxy hands it to
+    /_gateway/auth (Traefik only lists what it passes), so alice gets in. Twin: a made-up
+    token in that header is the gateway's 401."""
+    front, _ = stack
+    async with aiohttp.ClientSession() as http:
+        async with http.get(
+            f"{front.url}/api/echo", headers={**API, "X-HF-Authorization": f"Bearer {ALICE_TOKEN}"}
+        ) as response:
+            assert response.status == 200
+            assert echoed(await response.json())["x-forwarded-user"] == "alice"
+        async with http.get(
+            f"{front.url}/api/echo", headers={**API, "X-HF-Authorization": "Bearer hf_made_up"}
+        ) as response:
+            assert response.status == 401
