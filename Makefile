@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-tools lint format system-deps check-examples bench bench-routing docs clean
+.PHONY: demo test test-tools spaces-streamlit lint format system-deps check-examples check-deploy bench bench-routing docs clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)

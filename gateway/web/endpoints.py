@@ -27,7 +27,7 @@ async def userinfo(request: web.Request, ctx: GatewayContext) -> web.StreamRespo
         return responses.json_response(
             401,
             {"error": "unauthenticated", "login_url": responses.sign_in_url(ctx, "/")},
-            **{"WWW-Authenticate": 'Bearer realm="hf-gateway"'},
+            **{"WWW-Authenticate": responses.bearer_challenge(request)},
         )
     body: dict[str, object] = {
         "sub": identity.sub,

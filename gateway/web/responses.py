@@ -64,7 +64,8 @@ def is_browser(request: web.Request) -> bool:
     """A top-level browser navigation (DESIGN §4a): it gets pages and redirects."""
     if request.method not in ("GET", "HEAD"):
         return False
-    if "Authorization" in request.headers or "Upgrade" in request.headers:
+    headers = request.headers
+    if "Authorization" in headers or "X-HF-Authorization" in headers or "Upgrade" in headers:
         return False
     if request.headers.get("Sec-Fetch-Mode") == "navigate":
         return True

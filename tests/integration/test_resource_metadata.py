@@ -58,6 +58,31 @@ def _routes(upstream: str) -> dict[str, Any]:
     }
 
 
+async def test_userinfo_401_points_at_the_metadata_too(gateway: GatewayHarness) -> None:
+    """/_gateway/userinfo without a credential: the same challenge as the proxy path."""
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"{gateway.url}/_gateway/userinfo", headers=API) as r,
+    ):
+        assert r.status == 401
+        assert r.headers["WWW-Authenticate"] == _challenge(gateway)
+
+
+async def test_a_page_load_with_an_hf_token_header_is_an_api_call(
+    gateway: GatewayHarness,
+) -> None:
+    """A refused X-HF-Authorization token on an HTML GET gets 401 with the challenge (a
+    client sending tokens is a script: a 302 to sign-in would hide the refusal); the twin
+    without the header is a browser navigation and goes to sign-in."""
+    async with aiohttp.ClientSession() as http:
+        headers = {**BROWSER, "X-HF-Authorization": "Bearer hf_not_a_real_token_at_all"}
+        async with http.get(f"{gateway.url}/api/echo", headers=headers, allow_redirects=False) as r:
+            assert r.status == 401
+            assert r.headers["WWW-Authenticate"] == _challenge(gateway, "invalid_token")
+        async with http.get(f"{gateway.url}/api/echo", headers=BROWSER, allow_redirects=False) as r:
+            assert r.status == 302
+
+
 async def test_a_401_to_an_api_client_points_at_the_metadata(gateway: GatewayHarness) -> None:
     """No credential: realm and resource_metadata, no error code (RFC 6750 §3.1)."""
     async with (
