@@ -70,16 +70,17 @@ spaces-streamlit: $(STAMP) system-deps
 	$(PY) -m pip install --quiet streamlit==1.67.0
 	$(PY) scripts/spaces_streamlit.py
 
-## test-tools: tests/tools against real Gradio behind the gateway (hf_gateway_client.gradio;
-## docs/client.md). Gradio is large: it goes into its own venv, .venv/tools, never into .venv,
-## and `make test` collects nothing in tests/tools (HF_GATEWAY_TOOL_TESTS unset).
+## test-tools: tests/tools against real Gradio, Streamlit, JupyterLab, TensorBoard and MLflow
+## behind the gateway (docs/tools/, docs/client.md). They are large: they go into their own
+## venv, .venv/tools, never into .venv, and `make test` collects nothing in tests/tools
+## (HF_GATEWAY_TOOL_TESTS unset).
 TOOLS_VENV ?= $(VENV)/tools
 TOOLS_STAMP := $(TOOLS_VENV)/.installed
 
 $(TOOLS_STAMP): pyproject.toml
 	@test -x $(TOOLS_VENV)/bin/python || $(PYTHON) -m venv $(TOOLS_VENV)
 	$(TOOLS_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(TOOLS_VENV)/bin/python -m pip install --quiet -e '.[dev,gradio,jupyter]'
+	$(TOOLS_VENV)/bin/python -m pip install --quiet -e '.[dev,gradio,jupyter,tools]'
 	@touch $@
 
 test-tools: $(TOOLS_STAMP)

@@ -1,0 +1,118 @@
+"""Each tool guide (docs/tools/*.md), each placement, in Chromium through the gateway.
+
+The tool is started with the guide's command line and files, the gateway with the guide's
+route, on the public host the guides use; alice signs in and the tool must really work: its
+UI renders and its live channel (queue, websocket, kernel, data API) answers through the
+gateway, not just an HTML 200."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Page, expect
+
+from tests.support.redis_server import free_port
+from tests.tools.guides import PLACEMENTS, placement
+from tests.tools.tool_stack import chromium, gateway_in_front, run_tool, sign_in
+
+Check = Callable[[Page, str], Awaitable[None]]
+SLOW = 60_000  # ms: a tool's first page load compiles and fetches a lot on 2 shared cores
+
+
+async def gradio_works(page: Page, base: str) -> None:
+    """The click goes through Gradio's queue (POST, then its server-sent events)."""
+    await page.get_by_role("button", name="who am I").click(timeout=SLOW)
+    await expect(page.get_by_label("greeting")).to_have_value("hello alice", timeout=SLOW)
+
+
+async def streamlit_works(page: Page, base: str) -> None:
+    """The script's output arrives over Streamlit's websocket; a click re-runs it."""
+    await expect(page.get_by_text("hello alice")).to_be_visible(timeout=SLOW)
+    await page.get_by_role("button", name="count").click()
+    await expect(page.get_by_text("clicks: 1")).to_be_visible(timeout=SLOW)
+
+
+async def fetch_json(page: Page, url: str) -> object:
+    """A same-origin fetch from the page, as the tool's own scripts make them."""
+    text = await page.evaluate(
+        "async (u) => { const r = await fetch(u); return `${r.status} ${await r.text()}`; }", url
+    )
+    status, _, body = str(text).partition(" ")
+    assert status == "200", f"{url}: {text[:500]}"
+    return json.loads(body)
+
+
+async def jupyterlab_works(page: Page, base: str) -> None:
+    """A notebook from the launcher runs code on a kernel (its websocket); the contents API
+    then lists the notebook."""
+    await page.locator('.jp-LauncherCard[data-category="Notebook"]').first.click(timeout=SLOW)
+    await page.locator(".jp-Notebook .jp-Cell .cm-content").first.click(timeout=SLOW)
+    await page.keyboard.type("print(6 * 7)")
+    await page.keyboard.press("Shift+Enter")
+    output = page.locator(".jp-OutputArea-output").first
+    await expect(output).to_contain_text("42", timeout=SLOW)
+    contents = await fetch_json(page, f"{base}api/contents")
+    assert isinstance(contents, dict)
+    assert "Untitled.ipynb" in [item["name"] for item in contents["content"]]
+
+
+def write_tensorboard_run(workdir: Path) -> None:
+    """A run ``demo`` with a ``loss`` scalar, written with TensorBoard's own event writer."""
+    from tensorboard.compat.proto.event_pb2 import Event
+    from tensorboard.compat.proto.summary_pb2 import Summary
+    from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+    writer = EventFileWriter(str(workdir / "runs" / "demo"))
+    for step in range(5):
+        value = Summary.Value(tag="loss", simple_value=1.0 / (step + 1))
+        writer.add_event(Event(step=step, wall_time=1.7e9 + step, summary=Summary(value=[value])))
+    writer.close()
+
+
+async def tensorboard_works(page: Page, base: str) -> None:
+    """The dashboard shows the run's chart; its data API answers through the gateway."""
+    await expect(page.get_by_text("loss").first).to_be_visible(timeout=SLOW)
+    tags = await fetch_json(page, f"{base}data/plugin/scalars/tags")
+    assert isinstance(tags, dict) and "loss" in tags["demo"]
+
+
+async def mlflow_works(page: Page, base: str) -> None:
+    """The UI lists the experiment it fetched; the REST API answers through the gateway."""
+    await expect(page.get_by_text("Default").first).to_be_visible(timeout=SLOW)
+    found = await fetch_json(page, f"{base}api/2.0/mlflow/experiments/search?max_results=10")
+    assert isinstance(found, dict)
+    assert [e["name"] for e in found["experiments"]] == ["Default"]
+
+
+CHECKS: dict[str, Check] = {
+    "gradio": gradio_works,
+    "streamlit": streamlit_works,
+    "jupyterlab": jupyterlab_works,
+    "tensorboard": tensorboard_works,
+    "mlflow": mlflow_works,
+}
+PREPARE: dict[str, Callable[[Path], None]] = {"tensorboard": write_tensorboard_run}
+
+CASES = [pytest.param(tool, where, id=f"{tool}-{where}") for tool in CHECKS for where in PLACEMENTS]
+
+
+@pytest.mark.parametrize(("tool", "where"), CASES)
+async def test_the_guide_works_in_chromium(tool: str, where: str, tmp_path: Path) -> None:
+    spec = placement(tool, where)
+    PREPARE.get(tool, lambda _: None)(tmp_path)
+    gateway_port = free_port()
+    async with (
+        run_tool(spec, tmp_path, gateway_port) as running,
+        gateway_in_front(spec, running, gateway_port) as url,
+        chromium() as browser,
+    ):
+        page = await (await browser.new_context()).new_page()
+        await sign_in(page, url, "alice")
+        try:
+            await CHECKS[tool](page, url)
+        except AssertionError:
+            print(running.log.read_text(errors="replace")[-4000:])
+            raise
