@@ -66,6 +66,18 @@ def session_cookie(request: web.Request, ctx: GatewayContext) -> str | None:
     return cookie_value(request.headers.getall("Cookie", ()), ctx.cookies.name)
 
 
+def _carries_hf_token(request: web.Request, ctx: GatewayContext) -> bool:
+    """Authorization holds an HF token the session made unnecessary: it is the user's
+    credential for the Hub, and the gateway forwards it no more than one it consumed."""
+    if "Authorization" not in request.headers or not ctx.config.provider.bearer_tokens:
+        return False
+    try:
+        presented = presented_token(request.headers.getall("Authorization", ()), ())
+    except AmbiguousToken:
+        return True  # several: none of them goes on
+    return presented.token is not None
+
+
 async def identify(request: web.Request, ctx: GatewayContext) -> Caller | web.Response:
     """The caller, or the 401/503 answer to send instead."""
     try:
@@ -74,7 +86,13 @@ async def identify(request: web.Request, ctx: GatewayContext) -> Caller | web.Re
         if resolved.identity is not None:
             session = resolved.session
             key = session.key if session is not None else ""
-            return Caller(resolved.identity, session, cookie=cookie, cache_key=key)
+            return Caller(
+                resolved.identity,
+                session,
+                cookie=cookie,
+                cache_key=key,
+                consumed_authorization=_carries_hf_token(request, ctx),
+            )
         presented = Presented(None, False)
         if ctx.config.provider.bearer_tokens:
             presented = presented_token(

@@ -382,3 +382,27 @@ async def test_login_without_a_client_id_is_a_usage_error(
     _, err = await process.communicate()
     assert process.returncode == 2
     assert "--client-id" in err.decode()
+
+
+async def test_a_session_makes_an_hf_token_in_authorization_go_no_further(
+    gateway: GatewayHarness,
+) -> None:
+    """Signed in by cookie and also sending ``Authorization: Bearer hf_...`` (a script that
+    adds the user's token everywhere): the session decides, and the Hub token, the user's
+    credential, is not handed to the tool. The twin: any other Authorization reaches it."""
+    async with gateway.browser() as http:
+        await gateway.sign_in(http, "bob")
+        cookie = gateway.session_cookie(http)
+    session = ("Cookie", f"hf_gateway={cookie}")
+    status, body, _ = await call(
+        f"{gateway.url}/api/echo", [session, ("Authorization", f"Bearer {ALICE}")]
+    )
+    assert status == 200
+    headers = upstream_headers(body)
+    assert headers["x-forwarded-user"] == "bob"  # the session, not alice's token
+    assert "authorization" not in headers
+    status, body, _ = await call(
+        f"{gateway.url}/api/echo", [session, ("Authorization", "Bearer app_key_1234")]
+    )
+    assert status == 200
+    assert upstream_headers(body)["authorization"] == "Bearer app_key_1234"
