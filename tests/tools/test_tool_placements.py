@@ -7,6 +7,7 @@ gateway, not just an HTML 200."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -15,7 +16,7 @@ import pytest
 from playwright.async_api import Page, expect
 
 from tests.support.redis_server import free_port
-from tests.tools.guides import PLACEMENTS, placement
+from tests.tools.guides import PLACEMENTS, Placement, placement
 from tests.tools.tool_stack import chromium, gateway_in_front, run_tool, sign_in
 
 Check = Callable[[Page, str], Awaitable[None]]
@@ -49,9 +50,11 @@ async def jupyterlab_works(page: Page, base: str) -> None:
     """A notebook from the launcher runs code on a kernel (its websocket); the contents API
     then lists the notebook."""
     await page.locator('.jp-LauncherCard[data-category="Notebook"]').first.click(timeout=SLOW)
-    await page.locator(".jp-Notebook .jp-Cell .cm-content").first.click(timeout=SLOW)
-    await page.keyboard.type("print(6 * 7)")
-    await page.keyboard.press("Shift+Enter")
+    editor = page.locator(".jp-Notebook .jp-Cell .cm-content").first
+    await editor.click(timeout=SLOW)
+    await editor.fill("print(6 * 7)")  # no keystroke lost while the notebook settles
+    await expect(editor).to_have_text("print(6 * 7)")
+    await editor.press("Shift+Enter")
     output = page.locator(".jp-OutputArea-output").first
     await expect(output).to_contain_text("42", timeout=SLOW)
     contents = await fetch_json(page, f"{base}api/contents")
@@ -113,6 +116,82 @@ async def test_the_guide_works_in_chromium(tool: str, where: str, tmp_path: Path
         await sign_in(page, url, "alice")
         try:
             await CHECKS[tool](page, url)
-        except AssertionError:
-            print(running.log.read_text(errors="replace")[-4000:])
+        except Exception:
+            await page.screenshot(path=tmp_path / "failed.png")
+            print(page.url, running.log.read_text(errors="replace")[-4000:])
             raise
+
+
+def without(spec: Placement, option: str) -> Placement:
+    """The guide's command minus ``option`` (``--x=v``, or ``--x v``)."""
+    argv, skip = [], False
+    for arg in spec.argv:
+        if skip or arg.startswith(f"{option}="):
+            skip = False
+            continue
+        if arg == option:
+            skip = True
+            continue
+        argv.append(arg)
+    assert argv != spec.argv, f"{option} is not in the guide's command"
+    return dataclasses.replace(spec, argv=argv)
+
+
+def flipped(spec: Placement) -> Placement:
+    route = {**spec.route, "strip_prefix": not spec.route.get("strip_prefix", False)}
+    return dataclasses.replace(spec, route=route)
+
+
+WRONG = [
+    # The other strip_prefix than the guide's, with the tool's base-path setting: 404.
+    pytest.param("streamlit", "sub", flipped, 404, id="streamlit-baseUrlPath-with-strip_prefix"),
+    pytest.param("jupyterlab", "sub", flipped, 404, id="jupyterlab-base_url-with-strip_prefix"),
+    pytest.param("tensorboard", "sub", flipped, 404, id="tensorboard-path_prefix-with-strip"),
+    pytest.param("mlflow", "sub", flipped, 404, id="mlflow-static-prefix-with-strip_prefix"),
+    # The Host checks: the public host refused.
+    pytest.param(
+        "jupyterlab",
+        "root",
+        lambda s: without(s, "--ServerApp.allow_remote_access"),
+        403,
+        id="jupyterlab-without-allow_remote_access",
+    ),
+    pytest.param(
+        "mlflow", "root", lambda s: without(s, "--allowed-hosts"), 403, id="mlflow-without-hosts"
+    ),
+]
+
+
+@pytest.mark.parametrize(("tool", "where", "change", "status"), WRONG)
+async def test_without_the_guides_setting_the_tool_fails(
+    tool: str, where: str, change: Callable[[Placement], Placement], status: int, tmp_path: Path
+) -> None:
+    """Twin of the working placements: one setting off the guide, and the signed-in user's
+    page is the tool's error, which is why each guide names it."""
+    spec = change(placement(tool, where))
+    gateway_port = free_port()
+    async with (
+        run_tool(spec, tmp_path, gateway_port) as running,
+        gateway_in_front(spec, running, gateway_port) as url,
+        chromium() as browser,
+    ):
+        page = await (await browser.new_context()).new_page()
+        await sign_in(page, url, "alice")
+        response = await page.goto(url)
+        assert response is not None
+        assert response.status == status, await response.text()
+
+
+async def test_gradio_6_also_takes_the_prefix_itself(tmp_path: Path) -> None:
+    """Gradio 6 with root_path also serves a route that keeps the prefix (strip_prefix:
+    false): the one tool for which both work (docs/tools/gradio.md)."""
+    spec = flipped(placement("gradio", "sub"))
+    gateway_port = free_port()
+    async with (
+        run_tool(spec, tmp_path, gateway_port) as running,
+        gateway_in_front(spec, running, gateway_port) as url,
+        chromium() as browser,
+    ):
+        page = await (await browser.new_context()).new_page()
+        await sign_in(page, url, "alice")
+        await gradio_works(page, url)
