@@ -195,3 +195,25 @@ async def test_gradio_6_also_takes_the_prefix_itself(tmp_path: Path) -> None:
         page = await (await browser.new_context()).new_page()
         await sign_in(page, url, "alice")
         await gradio_works(page, url)
+
+
+async def test_streamlits_websocket_needs_the_public_host(tmp_path: Path) -> None:
+    """Twin of streamlit-root: with ``preserve_host: false`` Streamlit sees its own host, the
+    browser's Origin names the public one, and the websocket is refused: the page's shell
+    loads and the script's output never arrives (docs/tools/streamlit.md)."""
+    spec = placement("streamlit", "root")
+    spec = dataclasses.replace(spec, route={**spec.route, "preserve_host": False})
+    gateway_port = free_port()
+    async with (
+        run_tool(spec, tmp_path, gateway_port) as running,
+        gateway_in_front(spec, running, gateway_port) as url,
+        chromium() as browser,
+    ):
+        page = await (await browser.new_context()).new_page()
+        await sign_in(page, url, "alice")
+        async with page.expect_websocket(timeout=SLOW) as opened:
+            await page.reload()
+        socket = await opened.value
+        assert "/_stcore/stream" in socket.url
+        await socket.wait_for_event("socketerror", timeout=SLOW)  # the upstream's 403
+        await expect(page.get_by_text("hello alice")).to_have_count(0)
