@@ -7,8 +7,11 @@ gateway, not just an HTML 200."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
+import os
+import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -16,7 +19,7 @@ import pytest
 from playwright.async_api import Page, expect
 
 from tests.support.redis_server import free_port
-from tests.tools.guides import PLACEMENTS, Placement, placement
+from tests.tools.guides import PLACEMENTS, PUBLIC_HOST, Placement, placement
 from tests.tools.tool_stack import chromium, gateway_in_front, run_tool, sign_in
 
 Check = Callable[[Page, str], Awaitable[None]]
@@ -217,3 +220,47 @@ async def test_streamlits_websocket_needs_the_public_host(tmp_path: Path) -> Non
         assert "/_stcore/stream" in socket.url
         await socket.wait_for_event("socketerror", timeout=SLOW)  # the upstream's 403
         await expect(page.get_by_text("hello alice")).to_have_count(0)
+
+
+LOG_A_RUN = """
+import socket
+resolve = socket.getaddrinfo
+# As Chromium's --host-resolver-rules: the public host is the gateway on loopback.
+socket.getaddrinfo = lambda host, *a, **k: resolve(
+    "127.0.0.1" if host == "tools.example.com" else host, *a, **k
+)
+import mlflow
+with mlflow.start_run() as run:
+    mlflow.log_metric("loss", 0.25)
+print(mlflow.get_run(run.info.run_id).data.metrics["loss"])
+"""
+
+
+async def log_a_run(tracking_uri: str, **env: str) -> tuple[int, str]:
+    """MLflow's own client, in a process of its own, logging a run through the gateway."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        LOG_A_RUN,
+        env={**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, **env},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await process.communicate()
+    return process.returncode or 0, out.decode(errors="replace")
+
+
+async def test_mlflows_client_logs_a_run_with_an_hf_token(tmp_path: Path) -> None:
+    """MLFLOW_TRACKING_TOKEN goes out as Authorization: Bearer, which the gateway takes as an
+    HF token (docs/tools/mlflow.md). Twin: without it, the gateway's 401 stops the client."""
+    spec = placement("mlflow", "sub")
+    gateway_port = free_port()
+    async with (
+        run_tool(spec, tmp_path, gateway_port) as running,
+        gateway_in_front(spec, running, gateway_port),
+    ):
+        uri = f"http://{PUBLIC_HOST}:{gateway_port}/mlflow"
+        status, out = await log_a_run(uri, MLFLOW_TRACKING_TOKEN="hf_alice_demo_read_token")
+        assert (status, out.strip().splitlines()[-1]) == (0, "0.25"), out
+        status, out = await log_a_run(uri, MLFLOW_HTTP_REQUEST_MAX_RETRIES="0")
+        assert status != 0 and "sign in required" in out, out  # the gateway's 401 body
