@@ -214,11 +214,11 @@ async def test_streamlits_websocket_needs_the_public_host(tmp_path: Path) -> Non
     ):
         page = await (await browser.new_context()).new_page()
         await sign_in(page, url, "alice")
-        async with page.expect_websocket(timeout=SLOW) as opened:
-            await page.reload()
-        socket = await opened.value
-        assert "/_stcore/stream" in socket.url
-        await socket.wait_for_event("socketerror", timeout=SLOW)  # the upstream's 403
+        refused: asyncio.Queue[str] = asyncio.Queue()
+        # Listening before the page opens it: the refusal can come before any later await.
+        page.on("websocket", lambda ws: ws.on("socketerror", lambda _: refused.put_nowait(ws.url)))
+        await page.reload()
+        assert "/_stcore/stream" in await asyncio.wait_for(refused.get(), SLOW / 1000)
         await expect(page.get_by_text("hello alice")).to_have_count(0)
 
 
