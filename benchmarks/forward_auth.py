@@ -28,12 +28,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository root
 
 from measure import WRK_DONE_LUA, WrkResult, run_wrk
-from services import sign_in_sessions, wait_http
+from services import sign_in_sessions, start_fake_hf, start_gateway, wait_http
 
 from tests.support.harness import CLIENT_ID, CLIENT_SECRET
 from tests.support.redis_server import free_port
@@ -100,26 +98,15 @@ async def main() -> int:
     with tempfile.TemporaryDirectory(prefix="hfgw-bench-fa-") as folder:
         work = Path(folder)
         try:
-            fake = [sys.executable, "-m", "gateway.devtools.fake_hf", "--port", str(ports["hf"])]
-            processes.append(
-                subprocess.Popen([*fake, "--auto-login", "alice"], stdout=subprocess.DEVNULL)
-            )
+            processes.append(start_fake_hf(ports["hf"]))
             bare = [sys.executable, str(Path(__file__).with_name("bare_aiohttp.py"))]
             processes.append(subprocess.Popen([*bare, "--port", str(ports["upstream"])]))
             await wait_http(f"{issuer}/.well-known/openid-configuration", processes[0])
-            (work / "gateway.yaml").write_text(
-                yaml.safe_dump(config(ports["gateway"], ports["upstream"], issuer))
-            )
-            log = (work / "gateway.log").open("wb")
-            gateway = subprocess.Popen(
-                [sys.executable, "-m", "gateway", "run", "-c", str(work / "gateway.yaml")],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=ROOT,
-            )
+            gateway_config = config(ports["gateway"], ports["upstream"], issuer)
+            gateway, log_file = start_gateway(work, gateway_config, ROOT)
             processes.append(gateway)
             url = f"http://127.0.0.1:{ports['gateway']}"
-            await wait_http(f"{url}/_gateway/readyz", gateway, work / "gateway.log")
+            await wait_http(f"{url}/_gateway/readyz", gateway, log_file)
             await wait_http(f"http://127.0.0.1:{ports['upstream']}/bench.txt", processes[1])
             cookie = (await sign_in_sessions(url, 1))[0]
             cookies = work / "cookie"

@@ -7,12 +7,16 @@ FILE``, ``python -m gateway.devtools.fake_hf`` and the login flow at ``/_gateway
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import aiohttp
+import yaml
 
 from tests.support.redis_server import RedisServer
 
@@ -68,6 +72,39 @@ def write_nginx_conf(work: Path, upstream_port: int, proxy_port: int) -> Path:
     conf = work / "nginx.conf"
     conf.write_text(NGINX_CONF.format(dir=work, upstream_port=upstream_port, proxy_port=proxy_port))
     return conf
+
+
+def start_fake_hf(port: int) -> subprocess.Popen[bytes]:
+    """The fake Hugging Face on ``port``, approving every login as alice (no form)."""
+    command = [sys.executable, "-m", "gateway.devtools.fake_hf", "--port", str(port)]
+    return subprocess.Popen([*command, "--auto-login", "alice"], stdout=subprocess.DEVNULL)
+
+
+def write_signing_key(work: Path) -> Path:
+    """A fresh P-256 key for the assertion, at ``work/signing.pem``."""
+    path = work / "signing.pem"
+    command = ["openssl", "ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out"]
+    subprocess.run([*command, str(path)], check=True)
+    return path
+
+
+def start_gateway(
+    work: Path, config: dict[str, Any], cwd: Path
+) -> tuple[subprocess.Popen[bytes], Path]:
+    """``hf-gateway run`` on ``config`` (written to ``work/gateway.yaml``), its output in
+    ``work/gateway.log`` (returned with the process). INFO lines other than the access and
+    audit lines (which the config switches) are left out."""
+    (work / "gateway.yaml").write_text(yaml.safe_dump(config))
+    log_file = work / "gateway.log"
+    with log_file.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gateway", "run", "-c", str(work / "gateway.yaml")],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "HF_GATEWAY_LOG_LEVEL": "WARNING"},
+            cwd=cwd,
+        )
+    return process, log_file
 
 
 async def wait_http(

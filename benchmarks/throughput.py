@@ -43,8 +43,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-import yaml
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository root
 
 from measure import (
@@ -62,8 +60,11 @@ from services import (
     check_body,
     redis_reads,
     sign_in_sessions,
+    start_fake_hf,
+    start_gateway,
     wait_http,
     write_nginx_conf,
+    write_signing_key,
 )
 
 from tests.support.redis_server import RedisServer, free_port
@@ -519,10 +520,7 @@ async def main() -> None:
     try:
         conf = write_nginx_conf(work, ports["upstream"], ports["proxy"])
         processes.append(subprocess.Popen([nginx, "-c", str(conf), "-g", "daemon off;"]))
-        fake_hf = [sys.executable, "-m", "gateway.devtools.fake_hf", "--port", str(ports["hf"])]
-        processes.append(
-            subprocess.Popen([*fake_hf, "--auto-login", "alice"], stdout=subprocess.DEVNULL)
-        )
+        processes.append(start_fake_hf(ports["hf"]))
         bare = subprocess.Popen(
             [
                 sys.executable,
@@ -538,22 +536,9 @@ async def main() -> None:
         processes.append(bare)
         issuer = f"http://127.0.0.1:{ports['hf']}"
         await wait_http(f"{issuer}/.well-known/openid-configuration", processes[1])
-        subprocess.run(
-            ["openssl", "ecparam", "-name", "prime256v1", "-genkey", "-noout"]
-            + ["-out", str(work / "signing.pem")],
-            check=True,
-        )
+        write_signing_key(work)
         config = gateway_config(args, work, ports, issuer, redis.url)
-        (work / "gateway.yaml").write_text(yaml.safe_dump(config))
-        gateway_log = work / "gateway.log"
-        with gateway_log.open("wb") as log:
-            gateway = subprocess.Popen(
-                [sys.executable, "-m", "gateway", "run", "-c", str(work / "gateway.yaml")],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, "HF_GATEWAY_LOG_LEVEL": "WARNING"},
-                cwd=ROOT,
-            )
+        gateway, gateway_log = start_gateway(work, config, ROOT)
         processes.append(gateway)
         gateway_url = f"http://127.0.0.1:{ports['gateway']}"
         upstream_url = f"http://127.0.0.1:{ports['upstream']}"

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import shutil
 import subprocess
 import sys
@@ -24,12 +23,18 @@ import tempfile
 from pathlib import Path
 
 import redis
-import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository root
 
 from measure import run_wrk, wrk_script
-from services import sign_in_sessions, wait_http, write_nginx_conf
+from services import (
+    sign_in_sessions,
+    start_fake_hf,
+    start_gateway,
+    wait_http,
+    write_nginx_conf,
+    write_signing_key,
+)
 from throughput import (
     FIRST_DELAY_MS,
     RATE_CONNECTIONS,
@@ -68,28 +73,12 @@ async def main() -> None:
     try:
         conf = write_nginx_conf(work, ports["upstream"], ports["proxy"])
         processes.append(subprocess.Popen([nginx, "-c", str(conf), "-g", "daemon off;"]))
-        fake_hf = [sys.executable, "-m", "gateway.devtools.fake_hf", "--port", str(ports["hf"])]
-        processes.append(
-            subprocess.Popen([*fake_hf, "--auto-login", "alice"], stdout=subprocess.DEVNULL)
-        )
+        processes.append(start_fake_hf(ports["hf"]))
         issuer = f"http://127.0.0.1:{ports['hf']}"
         await wait_http(f"{issuer}/.well-known/openid-configuration", processes[1])
-        subprocess.run(
-            ["openssl", "ecparam", "-name", "prime256v1", "-genkey", "-noout"]
-            + ["-out", str(work / "signing.pem")],
-            check=True,
-        )
+        write_signing_key(work)
         config = gateway_config(args, work, ports, issuer, server.url)
-        (work / "gateway.yaml").write_text(yaml.safe_dump(config))
-        log_file = work / "gateway.log"
-        with log_file.open("wb") as log:
-            gateway = subprocess.Popen(
-                [sys.executable, "-m", "gateway", "run", "-c", str(work / "gateway.yaml")],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, "HF_GATEWAY_LOG_LEVEL": "WARNING"},
-                cwd=ROOT,
-            )
+        gateway, log_file = start_gateway(work, config, ROOT)
         processes.append(gateway)
         url = f"http://127.0.0.1:{ports['gateway']}"
         await wait_http(f"{url}/_gateway/readyz", gateway, log_file)
