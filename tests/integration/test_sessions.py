@@ -325,6 +325,20 @@ async def test_revoked_tokens_end_the_session_at_the_next_revalidation(
 # --------------------------------------------------------------------------- refresh
 
 
+async def alice_with_short_tokens(
+    launch: Launch, fake_hf: FakeHF
+) -> tuple[GatewayHarness, str, int]:
+    """alice signed in with 2-second access tokens (and refresh tokens) on a gateway that
+    revalidates every REVALIDATE: the gateway, her cookie, and the count of token requests
+    so far (where refreshes_since starts)."""
+    fake_hf.settings.expires_in = 2
+    gateway = await launch({"session": {"revalidate_after": REVALIDATE}})
+    async with gateway.browser() as http:
+        await gateway.sign_in(http, "alice")
+        cookie = gateway.session_cookie(http)
+    return gateway, cookie, len(fake_hf.token_requests)
+
+
 async def access_token_upstream(gateway: GatewayHarness, cookie: str) -> str:
     """The access token the upstream received (routes pass it in these tests)."""
     code, body, _ = await fetch(gateway.url + ECHO, cookie)
@@ -365,12 +379,7 @@ async def test_concurrent_requests_during_a_refresh_use_the_refresh_token_once(
 ) -> None:
     """Ten requests arriving when a refresh is due share one refresh; all succeed, and the
     rotated refresh token that was stored works for the next refresh."""
-    fake_hf.settings.expires_in = 2
-    gateway = await launch({"session": {"revalidate_after": REVALIDATE}})
-    async with gateway.browser() as http:
-        await gateway.sign_in(http, "alice")
-        cookie = gateway.session_cookie(http)
-    start = len(fake_hf.token_requests)
+    gateway, cookie, start = await alice_with_short_tokens(launch, fake_hf)
     await asyncio.sleep(PAST_REVALIDATION)
     results = await asyncio.gather(*(status(gateway.url + ECHO, cookie) for _ in range(10)))
     assert results == [200] * 10
@@ -412,12 +421,7 @@ async def test_a_rotated_refresh_token_is_kept_even_when_userinfo_then_fails(
 ) -> None:
     """If HF's userinfo fails right after a refresh, the request gets 503, but the new
     refresh token is already stored: the next request refreshes with it and succeeds."""
-    fake_hf.settings.expires_in = 2
-    gateway = await launch({"session": {"revalidate_after": REVALIDATE}})
-    async with gateway.browser() as http:
-        await gateway.sign_in(http, "alice")
-        cookie = gateway.session_cookie(http)
-    start = len(fake_hf.token_requests)
+    gateway, cookie, start = await alice_with_short_tokens(launch, fake_hf)
     await asyncio.sleep(PAST_REVALIDATION)
     fake_hf.settings.userinfo_status = 503
     code, body, headers = await fetch(gateway.url + ECHO, cookie)
@@ -432,12 +436,7 @@ async def test_a_rate_limited_refresh_keeps_the_session(launch: Launch, fake_hf:
     """A 429 from the token endpoint is for now, not for good: the request gets 503 with
     HF's wait as Retry-After, the session lives on, and the next refresh (with the same,
     unspent refresh token) signs nobody out. The twin of the rejected refresh below."""
-    fake_hf.settings.expires_in = 2
-    gateway = await launch({"session": {"revalidate_after": REVALIDATE}})
-    async with gateway.browser() as http:
-        await gateway.sign_in(http, "alice")
-        cookie = gateway.session_cookie(http)
-    start = len(fake_hf.token_requests)
+    gateway, cookie, start = await alice_with_short_tokens(launch, fake_hf)
     await asyncio.sleep(PAST_REVALIDATION)
     fake_hf.settings.token_status = 429
     code, body, headers = await fetch(gateway.url + ECHO, cookie)
@@ -450,12 +449,7 @@ async def test_a_rate_limited_refresh_keeps_the_session(launch: Launch, fake_hf:
 
 async def test_a_rejected_refresh_token_ends_the_session(launch: Launch, fake_hf: FakeHF) -> None:
     """When HF answers invalid_grant to a refresh, the user is signed out (not let through)."""
-    fake_hf.settings.expires_in = 2
-    gateway = await launch({"session": {"revalidate_after": REVALIDATE}})
-    async with gateway.browser() as http:
-        await gateway.sign_in(http, "alice")
-        cookie = gateway.session_cookie(http)
-    start = len(fake_hf.token_requests)
+    gateway, cookie, start = await alice_with_short_tokens(launch, fake_hf)
     fake_hf.revoke_user_tokens("alice")
     await asyncio.sleep(PAST_REVALIDATION)
     assert await status(gateway.url + ECHO, cookie) == 401
