@@ -18,6 +18,7 @@ from pydantic import (
     model_validator,
 )
 
+from gateway.config.branding import BrandingConfig
 from gateway.config.cimd import AUTO_CLIENT_ID, CIMD_PATH, cimd_client_id
 from gateway.config.values import (
     HEADER_FIELDS,
@@ -489,6 +490,24 @@ class RouteConfig(BaseModel):
         "Keep it below the upstream's own keep-alive (uvicorn and Node close after 5 s)",
     )
     pass_access_token: bool | None = None
+    cors_preflight: bool = Field(
+        default=False,
+        description="Let CORS preflights (OPTIONS with Origin and "
+        "Access-Control-Request-Method) through to the upstream without credentials; "
+        "the upstream answers them",
+    )
+    optional_sign_in: bool = Field(
+        default=False,
+        description="On public routes and public_paths, identify a caller who is signed "
+        "in and forward the identity headers; nobody is asked to sign in",
+    )
+    set_headers: dict[str, str] = Field(
+        default_factory=dict,
+        description="Static request headers set on every request forwarded to the upstream",
+    )
+    remove_headers: StrTuple = Field(
+        default=(), description="Request headers removed before forwarding to the upstream"
+    )
 
     @field_validator("name")
     @classmethod
@@ -609,6 +628,7 @@ class GatewayConfig(BaseModel):
     policies: dict[str, Policy] = Field(default_factory=dict)
     routes: tuple[RouteConfig, ...] = Field(min_length=1)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    branding: BrandingConfig = Field(default_factory=BrandingConfig)
 
     @model_validator(mode="before")
     @classmethod

@@ -1230,6 +1230,7 @@ def test_the_json_schema_is_json_with_every_section() -> None:
         "policies",
         "routes",
         "logging",
+        "branding",
     }
     assert set(schema["required"]) == {"server", "provider", "session", "routes"}
 
