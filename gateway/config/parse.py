@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
+from gateway.config.branding import BrandingConfig
 from gateway.config.cimd import AUTO_CLIENT_ID, public_url_problem
 from gateway.config.models import (
     GatewayConfig,
@@ -29,8 +30,9 @@ _SECTIONS: dict[str, type[BaseModel]] = {
     "session": SessionConfig,
     "identity": IdentityConfig,
     "logging": LoggingConfig,
+    "branding": BrandingConfig,
 }
-_OPTIONAL_SECTIONS = frozenset({"identity", "logging"})
+_OPTIONAL_SECTIONS = frozenset({"identity", "logging", "branding"})
 _TOP_KEYS = frozenset((*_SECTIONS, "policy_files", "policies", "routes"))
 
 M = TypeVar("M", bound=BaseModel)
