@@ -35,6 +35,14 @@ from gateway.identity import ROLE_ORDER, Identity, Org, role_at_least
 
 Role = Literal["read", "contributor", "write", "admin"]
 
+TOKEN_ROLE_REACH: dict[str, str | None] = {"read": "read", "write": "admin", "finegrained": "read"}
+"""The highest org role an HF access token can act with, by its whoami role (folded).
+
+A read token never acts as a writer, whatever its owner's role. A write token carries its
+owner's full rights. A fine-grained token's per-org permissions are not read by the
+gateway, so it counts as read only (fail safe); OAuth tokens sent as bearer report
+``fineGrained`` too. A role the gateway does not know reaches no role at all."""
+
 
 def _as_str_tuple(value: Any) -> Any:
     """Accept one string or a list of strings (``user: alice`` or ``user: [alice, bob]``)."""
@@ -370,17 +378,33 @@ def _match(rule: Rule, ctx: _Context, path: str) -> list[_Failure]:
         failures.append(_Failure(f"{path}.user", f"user {ident.username} is not listed"))
     if rule.user_id is not None and ident.sub not in rule.user_id:
         failures.append(_Failure(f"{path}.user_id", f"user id {ident.sub} is not listed"))
+    # A token caller's min_role must also be within what the token can do, unless the rule
+    # names the token roles it accepts (token_role). Deny rules (broad) see the membership
+    # role alone, so a weak token can never dodge a restriction.
+    capped = not ctx.broad and ident.token_role is not None and rule.token_role is None
     if rule.org is not None:
         folded = rule.orgs_folded
         failures.extend(
             _org_failures(
-                ctx, lambda o: _fold(o.slug) in folded, rule.org, rule.min_role, f"{path}.org"
+                ctx,
+                lambda o: _fold(o.slug) in folded,
+                rule.org,
+                rule.min_role,
+                f"{path}.org",
+                capped=capped,
             )
         )
     if rule.org_id is not None:
         ids = rule.org_id_set
         failures.extend(
-            _org_failures(ctx, lambda o: o.sub in ids, rule.org_id, rule.min_role, f"{path}.org_id")
+            _org_failures(
+                ctx,
+                lambda o: o.sub in ids,
+                rule.org_id,
+                rule.min_role,
+                f"{path}.org_id",
+                capped=capped,
+            )
         )
     if rule.scope is not None:
         missing = tuple(s for s in rule.scope if s not in ident.scopes)
@@ -403,7 +427,13 @@ def _match(rule: Rule, ctx: _Context, path: str) -> list[_Failure]:
     if rule.method is not None and ctx.request.method.upper() not in rule.methods_upper:
         failures.append(_Failure(f"{path}.method", f"method {ctx.request.method} is not listed"))
     if rule.token_role is not None and (
-        ident.token_role is None or _fold(ident.token_role) not in rule.token_roles_folded
+        ident.token_role is None
+        or (
+            _fold(ident.token_role) not in rule.token_roles_folded
+            and not (
+                "any" in rule.token_roles_folded and _fold(ident.token_role) in TOKEN_ROLE_REACH
+            )
+        )
     ):
         failures.append(
             _Failure(f"{path}.token_role", f"token role {ident.token_role or 'none'} is not listed")
@@ -436,8 +466,13 @@ def _org_failures(
     wanted: tuple[str, ...],
     min_role: str | None,
     path: str,
+    *,
+    capped: bool = False,
 ) -> list[_Failure]:
-    """One failure (or none) for an org / org_id criterion with an optional min_role."""
+    """One failure (or none) for an org / org_id criterion with an optional min_role.
+
+    ``capped``: the caller is an HF access token whose role must reach ``min_role`` too.
+    """
     members: list[Org] = [org for org in ctx.identity.orgs if selects(org)]
     counting = members if ctx.broad else [org for org in members if org.counts]
     label = ", ".join(wanted)
@@ -446,7 +481,18 @@ def _org_failures(
             return []
     else:
         if any(role_at_least(org.role, min_role) for org in counting):
-            return []
+            if not capped:
+                return []
+            token_role = ctx.identity.token_role or ""
+            reach = TOKEN_ROLE_REACH.get(_fold(token_role))
+            if reach is not None and role_at_least(reach, min_role):
+                return []
+            return [
+                _Failure(
+                    path,
+                    f"a {token_role} token acts as {reach or 'no role'} at most, below {min_role}",
+                )
+            ]
         ungranted = tuple(org.sub for org in counting if not org.granted)
         if ungranted:
             return [
