@@ -11,6 +11,9 @@ Every decision carries machine-readable reasons so callers can tell apart "sign 
 
 from __future__ import annotations
 
+import difflib
+import ipaddress
+import re
 import string
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -25,13 +28,16 @@ from pydantic import (
     ConfigDict,
     Field,
     GetJsonSchemaHandler,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
+from gateway.errors import PathError
 from gateway.identity import ROLE_ORDER, Identity, Org, role_at_least
+from gateway.routing import normalize_path, path_under
 
 Role = Literal["read", "contributor", "write", "admin"]
 
@@ -80,36 +86,326 @@ StrList = Annotated[tuple[str, ...], BeforeValidator(_as_str_tuple), OneOrMany()
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
+HTTP_METHODS: tuple[str, ...] = (
+    "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT",
+    "PROPFIND", "PROPPATCH", "MKCOL", "COPY", "MOVE", "LOCK", "UNLOCK", "REPORT", "SEARCH",
+)  # fmt: skip
+"""Methods a ``method`` criterion may list (RFC 9110 and WebDAV); anything else is a typo."""
+TOKEN_ROLES: tuple[str, ...] = ("read", "write", "fineGrained", "any")
+"""What ``token_role`` may list: whoami-v2's token roles, and ``any`` for all three."""
+HF_SCOPES: tuple[str, ...] = (
+    "openid", "profile", "email", "read-billing", "read-memberships", "read-repos",
+    "gated-repos", "contribute-repos", "write-repos", "manage-repos", "read-collections",
+    "write-collections", "inference-api", "read-endpoints", "write-endpoints", "jobs",
+    "webhooks", "write-discussions", "read-mcp", "read-network-security",
+    "write-network-security",
+)  # fmt: skip
+"""Hugging Face OAuth scopes known today (../shared/HF-OAUTH.md §1.3). A scope close to one
+of them but not one is refused as a typo; others pass (HF adds scopes)."""
+_HF_NAME = re.compile(r"[A-Za-z0-9._-]{1,96}")
+"""HF user and org names: ASCII letters, digits, '.', '_' and '-' (no '@', no spaces)."""
+_DOMAIN_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+
+
+def _nearest(value: str, options: Iterable[str], cutoff: float = 0.6) -> str:
+    """ "; did you mean X?" for the closest option, or "" when none is close."""
+    options = list(options)
+    folded = {o.lower(): o for o in options}
+    close = difflib.get_close_matches(value.lower(), list(folded), n=1, cutoff=cutoff)
+    return f"; did you mean {folded[close[0]]}?" if close else ""
+
+
+def _hf_kind(info: ValidationInfo) -> bool:
+    """Whether names follow Hugging Face's rules: unless the loader says the provider is a
+    generic OIDC one (context ``{"provider_kind": "oidc"}``), whose names can be anything."""
+    context = info.context if isinstance(info.context, dict) else {}
+    return bool(context.get("provider_kind", "huggingface") == "huggingface")
+
+
+def _check_hf_names(values: tuple[str, ...], what: str) -> None:
+    for value in values:
+        if _HF_NAME.fullmatch(value):
+            continue
+        if "@" in value and what == "user":
+            raise ValueError(
+                f"{value!r} is not a Hugging Face username (they cannot contain '@'); "
+                f"to match an email address use email: [{value}]"
+            )
+        suggestion = re.sub(r"[^A-Za-z0-9._-]", "", value)[:96]
+        hint = f"; did you mean {suggestion}?" if suggestion else ""
+        raise ValueError(
+            f"{value!r} is not a Hugging Face {what} name (letters, digits, '.', '_', '-' "
+            f"only, at most 96){hint}"
+        )
+
+
+def _check_domain(value: str) -> None:
+    bare = value[2:] if value.startswith("*.") else value[1:] if value.startswith(".") else value
+    labels = bare.split(".")
+    if bare and all(_DOMAIN_LABEL.fullmatch(label) for label in labels):
+        return
+    if "@" in value:
+        hint = f"; did you mean {value.rpartition('@')[2]}?" if value.rpartition("@")[2] else ""
+        raise ValueError(f"{value!r}: a domain has no '@' (write the part after it){hint}")
+    cleaned = ".".join(
+        label for label in re.sub(r"[^A-Za-z0-9.-]", "", bare).strip(".").split(".") if label
+    )
+    hint = f"; did you mean {cleaned}?" if cleaned else ""
+    raise ValueError(
+        f"{value!r} is not a domain (labels of ASCII letters, digits and '-'; "
+        f"'*.' in front for subdomains; punycode for IDNs){hint}"
+    )
+
+
+def check_email(value: str) -> str:
+    """An email address a verified HF email can equal: one '@', no spaces, a domain."""
+    local, at, domain = value.partition("@")
+    if not at or not local or "@" in domain or any(c.isspace() for c in value):
+        raise ValueError(f"{value!r} is not an email address (name@domain)")
+    if domain.startswith(("*.", ".")):
+        raise ValueError(f"{value!r}: an email address has no wildcard; use email_domain")
+    _check_domain(domain)
+    return value
+
+
+def check_scopes(values: tuple[str, ...]) -> tuple[str, ...]:
+    for value in values:
+        if any(c.isspace() for c in value):
+            parts = ", ".join(value.split())
+            raise ValueError(f"{value!r}: one scope per list item; did you mean [{parts}]?")
+        if value not in HF_SCOPES:
+            hint = _nearest(value, HF_SCOPES, cutoff=0.8)
+            if hint:
+                raise ValueError(f"unknown scope {value!r}{hint}")
+    return values
+
+
+def check_rule_path(text: str) -> str:
+    """A ``path`` value the normalised request path can meet: it starts with '/', is already
+    normal (no '//', '.', '..', '%2F', ';'), and ``**`` stands alone as a segment."""
+    if not text.startswith("/"):
+        raise ValueError(f"{text!r}: a path starts with '/'; did you mean /{text.lstrip('/')}?")
+    plain = text.replace("*", "x")
+    try:
+        normal = normalize_path(plain).match
+    except PathError as exc:
+        raise ValueError(f"{text!r}: {exc}") from None
+    if ";" in text or normal.rstrip("/") != plain.rstrip("/"):
+        wanted = normal.replace("x", "*") if "*" in text else normal
+        raise ValueError(
+            f"{text!r} is not a normalised path and can never match; did you mean {wanted}?"
+        )
+    for segment in text.split("/"):
+        if "**" in segment and segment != "**":
+            raise ValueError(f"{text!r}: '**' must be a whole segment (/a/**/b)")
+    return text
+
+
+def check_network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    """A CIDR or a single address; host bits set are refused with the network meant."""
+    try:
+        return ipaddress.ip_network(text.strip(), strict=True)
+    except ValueError:
+        try:
+            loose = ipaddress.ip_network(text.strip(), strict=False)
+        except ValueError:
+            raise ValueError(
+                f"{text!r} is not an IP address or CIDR (192.0.2.0/24, 2001:db8::/32)"
+            ) from None
+        raise ValueError(f"{text!r} has host bits set; did you mean {loose}?") from None
+
+
+def _glob(pattern: str) -> re.Pattern[str]:
+    """``*``: any characters inside one segment; a ``**`` segment: any number of segments."""
+    parts: list[str] = []
+    for segment in pattern.strip("/").split("/"):
+        if segment == "**":
+            parts.append("(?:/[^/]+)*")
+        else:
+            parts.append("/" + "[^/]*".join(re.escape(p) for p in segment.split("*")))
+    trailing = "/?" if not pattern.endswith("/") else "/"
+    return re.compile("".join(parts) + trailing)
+
+
+def _path_matches(
+    path: str, patterns: tuple[tuple[str, re.Pattern[str] | None], ...], fold: bool
+) -> bool:
+    compared = path.lower() if fold else path
+    for text, glob in patterns:
+        if glob is None:
+            if path_under(compared, text.lower() if fold else text):
+                return True
+        elif (re.compile(glob.pattern, re.IGNORECASE) if fold else glob).fullmatch(compared):
+            return True
+    return False
+
+
+def _methods_schema(schema: dict[str, Any]) -> None:
+    """Closed values in the JSON schema: methods in either letter case."""
+    schema["anyOf"] = [
+        {"type": "string", "enum": [*HTTP_METHODS, *(m.lower() for m in HTTP_METHODS)]},
+        {"type": "array", "items": {"enum": [*HTTP_METHODS, *(m.lower() for m in HTTP_METHODS)]}},
+    ]
+
+
+def _token_roles_schema(schema: dict[str, Any]) -> None:
+    schema["anyOf"] = [
+        {"type": "string", "enum": list(TOKEN_ROLES)},
+        {"type": "array", "items": {"enum": list(TOKEN_ROLES)}},
+    ]
+
 
 class Rule(BaseModel):
     """One rule: every criterion given must hold."""
 
     model_config = _FROZEN
 
-    authenticated: Literal[True] | None = None
-    user: StrList | None = None
-    user_id: StrList | None = None
-    org: StrList | None = None
-    org_id: StrList | None = None
-    min_role: Role | None = None
-    scope: StrList | None = None
-    email_domain: StrList | None = None
-    email_verified: bool | None = None
-    pro: bool | None = None
-    method: StrList | None = None
-    token_role: StrList | None = None
-    any_: tuple[Rule, ...] | None = Field(default=None, alias="any")
-    all_: tuple[Rule, ...] | None = Field(default=None, alias="all")
-    not_: Rule | None = Field(default=None, alias="not")
+    authenticated: Literal[True] | None = Field(
+        default=None, description="true: any signed-in user (the only value)."
+    )
+    user: StrList | None = Field(
+        default=None,
+        description="HF usernames, any of which matches (A-Z compared case-insensitively).",
+    )
+    user_id: StrList | None = Field(
+        default=None, description="HF user ids (sub, stable across renames), compared exactly."
+    )
+    org: StrList | None = Field(
+        default=None,
+        description="Org slugs: the user is a member whose membership counts (no pending SSO/MFA).",
+    )
+    org_id: StrList | None = Field(
+        default=None, description="Org ids (sub), compared exactly; survives org renames."
+    )
+    min_role: Role | None = Field(
+        default=None,
+        description="With org or org_id: the role in one of those orgs is at least this; an HF "
+        "access token must reach it too unless the rule has token_role.",
+    )
+    scope: StrList | None = Field(
+        default=None, description="OAuth scopes, every one of which must have been granted."
+    )
+    email: StrList | None = Field(
+        default=None,
+        description="Email addresses, any of which the user's verified email equals "
+        "(A-Z compared case-insensitively).",
+    )
+    email_domain: StrList | None = Field(
+        default=None,
+        description="Domains of the user's verified email: example.com exactly, *.example.com "
+        "its subdomains.",
+    )
+    email_verified: bool | None = Field(
+        default=None, description="The provider says the email is (true) or is not verified."
+    )
+    pro: bool | None = Field(default=None, description="The user has (true) or has not HF Pro.")
+    method: StrList | None = Field(
+        default=None,
+        description="HTTP methods, any of which is the request's (case-insensitive).",
+        json_schema_extra=_methods_schema,
+    )
+    path: StrList | None = Field(
+        default=None,
+        description="Normalised request paths: /a/b matches it and below (segment "
+        "boundaries); with * (one segment) or ** (any depth) a glob of the whole path.",
+    )
+    source_ip: StrList | None = Field(
+        default=None,
+        description="CIDRs or addresses, one of which holds the client's address (the peer, "
+        "or X-Forwarded-For from server.trusted_proxies).",
+    )
+    token_role: StrList | None = Field(
+        default=None,
+        description="HF access token roles (read, write, fineGrained; any: all three); never "
+        "matches a browser session. With it, min_role judges the membership alone.",
+        json_schema_extra=_token_roles_schema,
+    )
+    any_: tuple[Rule, ...] | None = Field(
+        default=None, alias="any", description="Rules, at least one of which matches."
+    )
+    all_: tuple[Rule, ...] | None = Field(
+        default=None, alias="all", description="Rules, every one of which matches."
+    )
+    not_: Rule | None = Field(default=None, alias="not", description="A rule that must not match.")
 
     # Field validators (not the model check below) so a mistake is reported at its key:
     # "allow[0].user: must not be empty" rather than "allow[0]: must not be empty".
     @field_validator(
-        "user", "user_id", "org", "org_id", "scope", "email_domain", "method", "token_role"
+        "user",
+        "user_id",
+        "org",
+        "org_id",
+        "scope",
+        "email",
+        "email_domain",
+        "method",
+        "path",
+        "source_ip",
+        "token_role",
     )
     @classmethod
     def _lists(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
         return None if value is None else _non_empty(value)
+
+    @field_validator("user", "org")
+    @classmethod
+    def _hf_names(
+        cls, value: tuple[str, ...] | None, info: ValidationInfo
+    ) -> tuple[str, ...] | None:
+        if value is not None and _hf_kind(info):
+            _check_hf_names(value, "user" if info.field_name == "user" else "org")
+        return value
+
+    @field_validator("scope")
+    @classmethod
+    def _scopes(cls, value: tuple[str, ...] | None, info: ValidationInfo) -> tuple[str, ...] | None:
+        return check_scopes(value) if value is not None and _hf_kind(info) else value
+
+    @field_validator("email")
+    @classmethod
+    def _emails(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        return None if value is None else tuple(check_email(v) for v in value)
+
+    @field_validator("email_domain")
+    @classmethod
+    def _domains(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        for domain in value or ():
+            _check_domain(domain)
+        return value
+
+    @field_validator("method")
+    @classmethod
+    def _methods(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        for method in value or ():
+            if method.upper() not in HTTP_METHODS:
+                raise ValueError(f"unknown method {method!r}{_nearest(method, HTTP_METHODS)}")
+        return value
+
+    @field_validator("token_role")
+    @classmethod
+    def _token_roles(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        known = {_fold(r) for r in TOKEN_ROLES}
+        for role in value or ():
+            if _fold(role) not in known:
+                raise ValueError(
+                    f"unknown token role {role!r}{_nearest(role, TOKEN_ROLES)} "
+                    f"(one of {', '.join(TOKEN_ROLES)})"
+                )
+        return value
+
+    @field_validator("path")
+    @classmethod
+    def _paths(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        for text in value or ():
+            check_rule_path(text)
+        return value
+
+    @field_validator("source_ip")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        for text in value or ():
+            check_network(text)
+        return value
 
     @field_validator("any_", "all_")
     @classmethod
@@ -149,6 +445,18 @@ class Rule(BaseModel):
     def token_roles_folded(self) -> frozenset[str]:
         return _folded(self.token_role or ())
 
+    @cached_property
+    def emails_folded(self) -> frozenset[str]:
+        return _folded(self.email or ())
+
+    @cached_property
+    def networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        return tuple(check_network(text) for text in self.source_ip or ())
+
+    @cached_property
+    def path_patterns(self) -> tuple[tuple[str, re.Pattern[str] | None], ...]:
+        return tuple((p, _glob(p) if "*" in p else None) for p in self.path or ())
+
 
 def _as_rule_list(value: Any) -> Any:
     """``allow: {org: acme}`` is shorthand for a one-rule list."""
@@ -165,13 +473,30 @@ class Policy(BaseModel):
 
     model_config = _FROZEN
 
-    allow: RuleList = ()
-    deny: RuleList = ()
-    require_scopes: StrList = ()
+    allow: RuleList = Field(
+        default=(),
+        description="Rules, any of which allows the request (unless a deny rule matches). "
+        "Required, at least one.",
+    )
+    deny: RuleList = Field(
+        default=(), description="Rules, any of which denies the request; checked first."
+    )
+    require_scopes: StrList = Field(
+        default=(),
+        description="OAuth scopes every allowed request needs; missing ones are offered by "
+        "re-consent.",
+    )
     public: bool = Field(
         default=False,
         description="Anyone may pass, signed in or not (the built-in 'public' policy).",
     )
+
+    @field_validator("require_scopes")
+    @classmethod
+    def _scopes(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        if any(not v.strip() for v in value):
+            raise ValueError("must not contain empty strings")
+        return check_scopes(value) if _hf_kind(info) else value
 
     @model_validator(mode="after")
     def _check(self) -> Policy:
@@ -252,6 +577,10 @@ class RequestFacts:
     method: str
     path: str
     host: str = ""
+    client_ip: str = ""
+    """The client's address (peer, or X-Forwarded-For from trusted proxies); "" unknown."""
+    fold: bool = False
+    """The path is compared ignoring letter case (an upstream that reads it so)."""
 
 
 # A failed criterion: its path, what failed, and what a re-consent could fix.
@@ -422,6 +751,21 @@ def _match(rule: Rule, ctx: _Context, path: str) -> list[_Failure]:
         failures.append(
             _Failure(f"{path}.email_verified", f"email_verified is not {rule.email_verified}")
         )
+    if rule.email is not None and not (
+        ident.email_verified and ident.email and _fold(ident.email) in rule.emails_folded
+    ):
+        failures.append(_Failure(f"{path}.email", "email is not a verified address listed"))
+    if rule.path is not None and not _path_matches(
+        ctx.request.path, rule.path_patterns, ctx.request.fold
+    ):
+        failures.append(_Failure(f"{path}.path", f"path {ctx.request.path} is not listed"))
+    if rule.source_ip is not None and not _ip_in(ctx.request.client_ip, rule.networks):
+        failures.append(
+            _Failure(
+                f"{path}.source_ip",
+                f"client address {ctx.request.client_ip or 'unknown'} is not in these networks",
+            )
+        )
     if rule.pro is not None and ident.is_pro != rule.pro:
         failures.append(_Failure(f"{path}.pro", f"pro is not {rule.pro}"))
     if rule.method is not None and ctx.request.method.upper() not in rule.methods_upper:
@@ -518,6 +862,18 @@ def _org_failures(
             )
         ]
     return [_Failure(path, f"not a member of {label}")]
+
+
+def _ip_in(text: str, networks: Iterable[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
+    """Whether ``text`` is an address inside one of ``networks``; unreadable: no (fail closed).
+    An IPv4-mapped IPv6 address (::ffff:192.0.2.1) counts as its IPv4 address."""
+    try:
+        address = ipaddress.ip_address(text.strip().strip("[]").split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return any(address.version == net.version and address in net for net in networks)
 
 
 _ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
