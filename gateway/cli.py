@@ -1,17 +1,24 @@
 """The ``hf-gateway`` command line.
 
-Exit codes: 0 success (and "allow" for explain), 1 "deny" for explain, 2 invalid config,
-bad arguments or no matching route. No verb ever prints a traceback for a user mistake.
+Exit codes: 0 success (and "allow" for explain), 1 "deny" for explain, nothing matched for
+``sessions revoke``, a failed ``check-config --connect`` and an unhealthy ``healthcheck``;
+2 invalid config, bad arguments or no matching route. No verb ever prints a traceback for a
+user mistake.
+
+Every verb that reads a configuration takes ``-c/--config FILE`` and defaults to
+``HF_GATEWAY_CONFIG``; every verb answers ``--version``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import difflib
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -47,31 +54,32 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hf-gateway", description="Sign in with Hugging Face in front of any web tool."
     )
-    parser.add_argument("--version", action="version", version=f"hf-gateway {__version__}")
+    _add_version(parser)
     verbs = parser.add_subparsers(title="commands", metavar="COMMAND")
 
     run = verbs.add_parser("run", help="start the gateway")
-    run.add_argument(
-        "-c", "--config", default=os.environ.get("HF_GATEWAY_CONFIG"), help="path to gateway.yaml"
-    )
-    run.set_defaults(handler=_run)
+    _add_config(run)
+    run.set_defaults(handler=_run, usage_error=run.error)
 
     demo = verbs.add_parser(
         "demo", help="fake Hugging Face + sample upstream + gateway on 127.0.0.1, memory store"
     )
-    demo.add_argument("--port", type=int, default=8080, help="gateway port (default 8080)")
+    demo.add_argument(
+        "--port", type=int, default=8080, help="gateway port (default 8080, else a free one)"
+    )
     demo.set_defaults(handler=_demo)
 
     check = verbs.add_parser("check-config", help="validate a configuration file")
+    check.add_argument("file", nargs="?", help="path to gateway.yaml (same as -c FILE)")
     check.add_argument(
-        "file", nargs="?", default=_config_env(), help="path to gateway.yaml (or HF_GATEWAY_CONFIG)"
+        "-c", "--config", metavar="FILE", help="path to gateway.yaml (default: HF_GATEWAY_CONFIG)"
     )
     check.set_defaults(handler=_check_config, usage_error=check.error)
 
     health = verbs.add_parser(
         "healthcheck", help="exit 0 when the gateway at server.listen answers (for HEALTHCHECK)"
     )
-    health.add_argument("-c", "--config", default=_config_env(), help="path to gateway.yaml")
+    _add_config(health)
     health.add_argument(
         "--ready", action="store_true", help="ask /_gateway/readyz instead of /_gateway/healthz"
     )
@@ -79,16 +87,20 @@ def _parser() -> argparse.ArgumentParser:
     health.set_defaults(handler=_healthcheck)
 
     add_explain_parser(verbs, _config_env())
+    explain = verbs.choices["explain"]
+    explain.set_defaults(handler=_explain)
 
     sessions = verbs.add_parser("sessions", help="list or revoke sessions in the shared store")
     session_verbs = sessions.add_subparsers(title="actions", metavar="ACTION")
     listing = session_verbs.add_parser("list", help="live sessions, newest first")
-    listing.add_argument("-c", "--config", default=os.environ.get("HF_GATEWAY_CONFIG"))
+    _add_config(listing)
     listing.add_argument("--user", help="only this username (or sub)")
     listing.add_argument("--json", action="store_true", help="machine-readable output")
     listing.set_defaults(handler=_sessions_list)
-    revoke = session_verbs.add_parser("revoke", help="end sessions everywhere at once")
-    revoke.add_argument("-c", "--config", default=os.environ.get("HF_GATEWAY_CONFIG"))
+    revoke = session_verbs.add_parser(
+        "revoke", help="end sessions everywhere at once (exit 1 when none matched)"
+    )
+    _add_config(revoke)
     target = revoke.add_mutually_exclusive_group(required=True)
     target.add_argument("--user", help="every session of this username (or sub)")
     target.add_argument("--id", dest="session_id", help="one session, by the id list shows")
@@ -100,7 +112,13 @@ def _parser() -> argparse.ArgumentParser:
     login = verbs.add_parser(
         "login", help="get a Hugging Face token for a gateway (device code) and save it"
     )
-    login.add_argument("url", help="the gateway's public URL, e.g. https://tools.example.com")
+    login.add_argument(
+        "url",
+        nargs="?",
+        help="the gateway's public URL, e.g. https://tools.example.com (default: "
+        "server.public_url of -c FILE)",
+    )
+    _add_config(login)
     login.add_argument(
         "--client-id",
         default=os.environ.get("HF_GATEWAY_CLIENT_ID"),
@@ -120,8 +138,25 @@ def _parser() -> argparse.ArgumentParser:
         help="print the token on stdout (the saved one while it lasts), for scripts",
     )
     login.add_argument("--token-file", help="default: HF_GATEWAY_TOKEN_FILE or XDG config")
-    login.set_defaults(handler=_login)
+    login.set_defaults(handler=_login, usage_error=login.error)
+
+    for verb in (*verbs.choices.values(), *session_verbs.choices.values()):
+        _add_version(verb)
     return parser
+
+
+def _add_version(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--version", action="version", version=f"hf-gateway {__version__}")
+
+
+def _add_config(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-c",
+        "--config",
+        default=_config_env(),
+        metavar="FILE",
+        help="path to gateway.yaml (default: HF_GATEWAY_CONFIG)",
+    )
 
 
 def _login(args: argparse.Namespace) -> int:
@@ -130,8 +165,17 @@ def _login(args: argparse.Namespace) -> int:
     from gateway.login_command import LoginRequest, login
     from gateway.saved_tokens import token_file
 
+    url = args.url
+    if not url:
+        if not args.config:
+            args.usage_error("give URL, -c FILE or set HF_GATEWAY_CONFIG")
+            return EXIT_USAGE
+        config = _offline_config(args.config)  # login needs public_url, not the secrets
+        if config is None:
+            return EXIT_USAGE
+        url = config.server.public_url
     request = LoginRequest(
-        url=args.url,
+        url=url,
         client_id=args.client_id,
         issuer=args.issuer,
         scopes=args.scope,
@@ -146,7 +190,31 @@ def _config_env() -> str | None:
     return os.environ.get("HF_GATEWAY_CONFIG") or None
 
 
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+def log_level_problem(environ: Mapping[str, str]) -> str | None:
+    """The one-line complaint about ``HF_GATEWAY_LOG_LEVEL``, or None when it is usable."""
+    value = environ.get("HF_GATEWAY_LOG_LEVEL")
+    if value is None or value.lower() in LOG_LEVELS:
+        return None
+    nearest = difflib.get_close_matches(value.lower(), LOG_LEVELS, n=1, cutoff=0.0)
+    return (
+        f"HF_GATEWAY_LOG_LEVEL: {value!r} is not a log level; use one of "
+        f"{', '.join(LOG_LEVELS)} (nearest: {nearest[0]})"
+    )
+
+
+def _log_level_usable() -> bool:
+    problem = log_level_problem(os.environ)
+    if problem is not None:
+        print(f"hf-gateway: {problem}", file=sys.stderr)
+    return problem is None
+
+
 def _run(args: argparse.Namespace) -> int:
+    if not _log_level_usable():
+        return EXIT_USAGE
     config = _required_config(args, "run")
     if config is None or not _signing_key_usable(config, args.config):
         return EXIT_USAGE
@@ -161,6 +229,8 @@ def _demo(args: argparse.Namespace) -> int:
     from gateway.devtools.demo import main as demo_main
     from gateway.logs import configure_logging
 
+    if not _log_level_usable():
+        return EXIT_USAGE
     configure_logging(fmt="text")
     return demo_main(args.port)
 
@@ -185,6 +255,35 @@ def _required_config(args: argparse.Namespace, verb: str) -> GatewayConfig | Non
         print(f"{verb}: give -c FILE or set HF_GATEWAY_CONFIG", file=sys.stderr)
         return None
     return load_or_report(args.config, sys.stderr)
+
+
+@contextlib.contextmanager
+def _added_environ(added: Mapping[str, str]) -> Iterator[None]:
+    """``added`` in os.environ for the duration, as if the shell had set it."""
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for name in added:
+            os.environ.pop(name, None)
+
+
+def _offline_config(path: str) -> GatewayConfig | None:
+    """The configuration at ``path`` with placeholders for unset secret variables."""
+    from gateway.offline_config import placeholder_environ
+
+    with _added_environ(placeholder_environ(path)):
+        return load_or_report(path, sys.stderr)
+
+
+def _explain(args: argparse.Namespace) -> int:
+    """explain never uses the secrets: unset ones get placeholders (gateway.offline_config)."""
+    from gateway.explain_command import run_explain
+    from gateway.offline_config import placeholder_environ
+
+    added = placeholder_environ(args.config) if args.config else {}
+    with _added_environ(added):
+        return run_explain(args)
 
 
 def _failed(verb: str, exc: Exception) -> int:
@@ -225,6 +324,10 @@ def _sessions_revoke(args: argparse.Namespace) -> int:
         count = asyncio.run(revoke_sessions(config, user=args.user, session_id=args.session_id))
     except (AdminError, StoreError) as exc:
         return _failed("sessions", exc)
+    if count == 0:
+        target = f"user {args.user}" if args.user else f"id {args.session_id}"
+        print(f"sessions: no session matched {target}; nothing revoked", file=sys.stderr)
+        return EXIT_DENY
     print(f"revoked {count} session{'' if count == 1 else 's'}")
     return EXIT_OK
 
@@ -246,13 +349,17 @@ def _when(timestamp: float) -> str:
 
 
 def _check_config(args: argparse.Namespace) -> int:
-    if not args.file:  # argparse's own usage error (exit 2), as when FILE was required
-        args.usage_error("give FILE or set HF_GATEWAY_CONFIG")
-    config = load_or_report(args.file, sys.stderr)
-    if config is None or not _signing_key_usable(config, args.file):
+    if args.file and args.config and args.file != args.config:
+        args.usage_error("give FILE or -c FILE, not both")
+    path: str | None = args.file or args.config or _config_env()
+    if path is None:  # argparse's own usage error (exit 2), as when FILE was required
+        args.usage_error("give FILE, -c FILE or set HF_GATEWAY_CONFIG")
+        return EXIT_USAGE
+    config = load_or_report(path, sys.stderr)
+    if config is None or not _signing_key_usable(config, path):
         return EXIT_USAGE
     print(
-        f"{args.file}: ok ({len(config.routes)} routes, "
+        f"{path}: ok ({len(config.routes)} routes, "
         f"{len(config.policies)} policies, store {config.session.store})"
     )
     return EXIT_OK

@@ -84,7 +84,7 @@ def test_check_config_with_neither_is_a_usage_error(
     err = capsys.readouterr().err
     assert caught.value.code == 2
     assert err.startswith("usage: hf-gateway check-config")
-    assert err.endswith("error: give FILE or set HF_GATEWAY_CONFIG\n")
+    assert err.endswith("error: give FILE, -c FILE or set HF_GATEWAY_CONFIG\n")
 
 
 # --------------------------------------------------------------------------- explain
