@@ -9,6 +9,7 @@ of them (empty when a value is unknown) so nothing the client sent can survive.
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import quote
@@ -163,9 +164,105 @@ def identity_fields(identity: Identity, route: str) -> dict[str, str]:
         "name": identity.name,
         "email": identity.email or "",
         "orgs": ",".join(org.slug for org in identity.counting_orgs),
+        "org_roles": ",".join(
+            f"{org.slug}:{org.role}" if org.role else org.slug for org in identity.counting_orgs
+        ),
         "picture": identity.picture or "",
         "route": route,
     }
+
+
+_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+_ROUTE_OWNED = ALWAYS_STRIPPED | FORWARDING | {canonical(ACCESS_TOKEN_HEADER)}
+_NEVER_EDITED = {
+    **dict.fromkeys(
+        (*HOP_BY_HOP, "proxy-connection"),
+        "is hop-by-hop: it describes one connection and is never forwarded",
+    ),
+    "host": "is chosen by the route's preserve_host (the client's Host or the upstream's)",
+    "content-length": "is the body's framing, which the gateway writes itself",
+    "transfer-encoding": "is the body's framing, which the gateway writes itself",
+    "expect": "is answered by the gateway itself and never forwarded",
+}
+_NEVER_SET = {
+    "cookie": "carries the browser's cookies: a static one would replace them",
+    "content-type": "describes the client's body",
+}
+
+
+def route_header_problem(name: str, verb: str) -> str | None:
+    """Why a route may not ``verb`` ("set" or "remove") the header ``name``, or None.
+
+    Refused: invalid names; hop-by-hop, framing and Host (the gateway writes those);
+    the identity, assertion, access-token and forwarding headers the gateway owns (an
+    upstream trusts them to come from the gateway); the websocket handshake's headers.
+    ``remove`` takes a trailing ``*`` for a family (``X-Debug-*``).
+    """
+    family = verb == "remove" and name.endswith("*") and len(name) > 1
+    bare = name[:-1] if family else name
+    if not _TOKEN.match(bare) or "*" in bare:
+        suggestion = re.sub(r"[^A-Za-z0-9-]+", "-", bare).strip("-") or "X-Example"
+        hint = " (a trailing * removes a family)" if verb == "remove" else ""
+        return f"{name!r} is not a header name{hint}: use {suggestion!r}"
+    key = canonical(bare)
+    if family:
+        covered = sorted(n for n in (*_ROUTE_OWNED, *_NEVER_EDITED) if n.startswith(key)) + [
+            p + "*" for p in IDENTITY_FAMILIES if p.startswith(key) or key.startswith(p)
+        ]
+        if covered:
+            return (
+                f"{name} would also remove {covered[0]}, which the gateway writes itself: "
+                "name a narrower family"
+            )
+        return None
+    if key in _NEVER_EDITED:
+        return f"{name} {_NEVER_EDITED[key]}; a route cannot {verb} it"
+    if key.startswith("sec-websocket-"):
+        return f"{name} belongs to the websocket handshake; a route cannot {verb} it"
+    if key in _ROUTE_OWNED or key.startswith(IDENTITY_FAMILIES):
+        return (
+            f"{name} is an identity or forwarding header the gateway owns (clients' copies "
+            f"are always removed, its own value is always sent); a route cannot {verb} it"
+            + ("" if verb == "remove" else ": use a header name of your own, e.g. X-Static-Value")
+        )
+    if verb == "set" and key in _NEVER_SET:
+        return f"{name} {_NEVER_SET[key]}; a route cannot set it"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderEdits:
+    """A route's set_headers and remove_headers, ready to apply to a forwarded request."""
+
+    set_pairs: tuple[Pair, ...]
+    dropped: frozenset[str]
+    """Canonical names removed from the request: every removed and every set name."""
+    dropped_prefixes: tuple[str, ...]
+
+    @classmethod
+    def from_config(cls, set_headers: Mapping[str, str], remove: Iterable[str]) -> HeaderEdits:
+        removed = tuple(remove)
+        exact = {canonical(n) for n in removed if not n.endswith("*")}
+        prefixes = tuple(canonical(n[:-1]) for n in removed if n.endswith("*"))
+        return cls(
+            tuple(set_headers.items()),
+            frozenset(exact | {canonical(n) for n in set_headers}),
+            prefixes,
+        )
+
+    def apply(self, headers: Iterable[Pair]) -> list[Pair]:
+        """The headers without every line of a removed or set name (in any spelling, so a
+        client's copy never survives beside the route's), then the set ones."""
+        kept = []
+        for name, value in headers:
+            key = canonical(name)
+            if key in self.dropped or (
+                self.dropped_prefixes and key.startswith(self.dropped_prefixes)
+            ):
+                continue
+            kept.append((name, value))
+        kept.extend(self.set_pairs)
+        return kept
 
 
 def connection_listed(items: Iterable[Pair]) -> frozenset[str]:

@@ -30,11 +30,13 @@ from gateway.config.values import (
     SecretTuple,
     StrTuple,
     check_header_name,
+    check_header_value,
     check_http_url,
     check_listen,
     template_fields,
 )
 from gateway.errors import PathError
+from gateway.headers import FRAMING, HOP_BY_HOP, HeaderEdits, canonical, route_header_problem
 from gateway.policy import BUILTIN_POLICIES, Policy
 from gateway.routing import normalize_path, parse_origin_pattern, path_under
 
@@ -396,8 +398,20 @@ class IdentityConfig(BaseModel):
     @field_validator("strip_headers")
     @classmethod
     def _strip_headers(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        seen: dict[str, str] = {}
         for name in value:
-            check_header_name(name[:-1] if name.endswith("*") else name)
+            bare = name[:-1] if name.endswith("*") else name
+            if "*" in bare or not bare:
+                raise ValueError(
+                    f"{name!r}: * only ends a family (X-Corp-*), it matches nothing elsewhere"
+                )
+            check_header_name(bare)
+            key = canonical(name)
+            if key in seen:
+                raise ValueError(f"{name} is listed twice (also as {seen[key]}): remove one")
+            seen[key] = name
+            if key in HOP_BY_HOP or key in FRAMING:
+                raise ValueError(f"{name} is hop-by-hop and never forwarded anyway: remove it")
         return value
 
     @field_validator("headers")
@@ -509,6 +523,58 @@ class RouteConfig(BaseModel):
         default=(), description="Request headers removed before forwarding to the upstream"
     )
 
+    @field_validator("set_headers")
+    @classmethod
+    def _set_headers(cls, value: dict[str, str]) -> dict[str, str]:
+        seen: dict[str, str] = {}
+        for name, header_value in value.items():
+            reason = route_header_problem(name, "set")
+            if not HEADER_TOKEN.match(name):
+                raise ValueError(str(reason))
+            if reason is None and canonical(name) in seen:
+                reason = f"{name} is listed twice (also as {seen[canonical(name)]}): remove one"
+            if reason is None:
+                try:
+                    check_header_value(header_value)
+                except ValueError as exc:
+                    reason = str(exc)
+            if reason is not None:
+                raise ValueError(f"@{name}: {reason}")
+            seen[canonical(name)] = name
+        return value
+
+    @field_validator("remove_headers")
+    @classmethod
+    def _remove_headers(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        seen: dict[str, str] = {}
+        for index, name in enumerate(value):
+            reason = route_header_problem(name, "remove")
+            if reason is None and canonical(name) in seen:
+                reason = f"{name} is listed twice (also as {seen[canonical(name)]}): remove one"
+            if reason is not None:
+                raise ValueError(f"@[{index}]: {reason}")
+            seen[canonical(name)] = name
+        return value
+
+    @model_validator(mode="after")
+    def _set_or_remove(self) -> RouteConfig:
+        removed = [canonical(n) for n in self.remove_headers]
+        for name in self.set_headers:
+            key = canonical(name)
+            if key in removed or any(p.endswith("*") and key.startswith(p[:-1]) for p in removed):
+                raise ValueError(
+                    f"@remove_headers: {name} is also in set_headers (a set header replaces "
+                    "the client's anyway): remove it from one of the two"
+                )
+        return self
+
+    @cached_property
+    def header_edits(self) -> HeaderEdits | None:
+        """set_headers / remove_headers ready to apply; None when the route has neither."""
+        if not self.set_headers and not self.remove_headers:
+            return None
+        return HeaderEdits.from_config(self.set_headers, self.remove_headers)
+
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
@@ -541,6 +607,20 @@ class RouteConfig(BaseModel):
     @classmethod
     def _public_paths(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(_check_config_path(v) for v in value)
+
+    @model_validator(mode="after")
+    def _public_paths_distinct(self) -> RouteConfig:
+        fold = str.lower if self.case_insensitive else str
+        for index, public in enumerate(self.public_paths):
+            for earlier in self.public_paths[:index]:
+                if path_under(fold(public), fold(earlier)):
+                    same = fold(public).rstrip("/") == fold(earlier).rstrip("/")
+                    raise ValueError(
+                        f"@public_paths[{index}]: {public} "
+                        + ("is listed twice" if same else f"is already public under {earlier}")
+                        + ": remove this entry"
+                    )
+        return self
 
     @model_validator(mode="after")
     def _public_paths_inside(self) -> RouteConfig:

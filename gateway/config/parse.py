@@ -22,6 +22,7 @@ from gateway.config.models import (
     SessionConfig,
 )
 from gateway.errors import ConfigError
+from gateway.headers import canonical
 from gateway.policy import BUILTIN_POLICIES, Policy
 
 _SECTIONS: dict[str, type[BaseModel]] = {
@@ -139,12 +140,68 @@ def _cross_checks(sections: Mapping[str, Any], routes: list[RouteConfig]) -> Ite
     if server is not None and provider is not None and provider.client_id == AUTO_CLIENT_ID:
         if problem := public_url_problem(server.public_url):
             yield f"server.public_url: {problem}"
+    yield from _check_shadowed_routes(routes)
+    if identity is not None:
+        yield from _check_route_headers(identity, routes)
     if server is not None and identity is not None:
         if server.workers > 1 and identity.assertion.signing_key_file is None:
             yield (
                 "identity.assertion.signing_key_file: workers > 1 needs a shared signing key "
                 "(each process would otherwise sign with a key of its own)"
             )
+
+
+def _check_shadowed_routes(routes: list[RouteConfig]) -> Iterator[str]:
+    """A route with the host and path of an earlier one is never chosen (config order
+    decides among equals), unless only it ignores letter case."""
+    for index, route in enumerate(routes):
+        host = (route.host or "").rstrip(".")
+        path = route.path.rstrip("/") or "/"
+        for first, earlier in enumerate(routes[:index]):
+            if (earlier.host or "").rstrip(".") != host:
+                continue
+            earlier_path = earlier.path.rstrip("/") or "/"
+            if (
+                earlier_path == path
+                if not earlier.case_insensitive
+                else (earlier_path.lower() == path.lower())
+            ):
+                if route.case_insensitive and not earlier.case_insensitive:
+                    continue  # it still serves the other spellings
+                where = f"host {route.host}" if route.host else "any host"
+                yield (
+                    f"routes[{index}].path: {route.path} on {where} is already served by "
+                    f"routes[{first}] ({earlier.name}), so this route can never be reached: "
+                    "give it another path or host, or remove it"
+                )
+                break
+
+
+def _check_route_headers(identity: IdentityConfig, routes: list[RouteConfig]) -> Iterator[str]:
+    """set_headers / remove_headers must not touch the headers identity configures."""
+    owned = {canonical(name): f"identity.headers ({name})" for name in identity.headers}
+    owned[canonical(identity.assertion.header)] = "identity.assertion.header"
+    for index, route in enumerate(routes):
+        for name in route.set_headers:
+            if canonical(name) in owned:
+                yield (
+                    f"routes[{index}].set_headers.{name}: is set by {owned[canonical(name)]}; "
+                    "the gateway's identity headers cannot be overridden: use another name"
+                )
+        for position, name in enumerate(route.remove_headers):
+            key = canonical(name)
+            hits = (
+                [o for o in owned if o.startswith(key[:-1])]
+                if key.endswith("*")
+                else [key]
+                if key in owned
+                else []
+            )
+            if hits:
+                yield (
+                    f"routes[{index}].remove_headers[{position}]: {name} would remove a header "
+                    f"set by {owned[hits[0]]}; identity headers cannot be removed per route"
+                )
 
 
 def _check_route_names(raw_routes: Any, raw_policies: Any) -> Iterator[str]:
@@ -256,7 +313,7 @@ def format_validation_error(exc: ValidationError, root: str) -> list[str]:
         if reason.startswith("@"):
             # A model-level check about one field ("@public_paths: ...") reports at that field.
             field, _, reason = reason[1:].partition(": ")
-            path = f"{path}.{field}"
+            path = f"{path}{field}" if field.startswith("[") else f"{path}.{field}"
         lines.append(f"{path}: {reason}")
     return list(dict.fromkeys(lines))
 

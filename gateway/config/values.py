@@ -68,8 +68,8 @@ HOSTNAME = re.compile(
 )
 ROUTE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 
-HEADER_FIELDS = ("sub", "username", "name", "email", "orgs", "picture", "route")
-"""Identity fields header templates may use."""
+HEADER_FIELDS = ("sub", "username", "name", "email", "orgs", "org_roles", "picture", "route")
+"""Identity fields header templates may use (``{org_roles}``: ``acme:write,beta:read``)."""
 
 # Headers an identity template must never set: they would break HTTP or the gateway itself.
 UNSETTABLE_HEADERS = frozenset(
@@ -117,6 +117,24 @@ def check_header_name(name: str) -> None:
         raise ValueError(f"{name!r} is not a valid header name")
     if name.lower() in UNSETTABLE_HEADERS:
         raise ValueError(f"{name} cannot be set by the gateway")
+
+
+def check_header_value(value: str) -> str:
+    """A static header value as it goes on the wire: visible ASCII, spaces and tabs inside.
+
+    A line break would start a new header; other control characters and non-ASCII are
+    refused by strict HTTP parsers; leading or trailing blanks are removed by every
+    parser, so they could never arrive."""
+    if any(c in value for c in "\r\n\0"):
+        raise ValueError("a header value must not hold a line break or NUL")
+    bad = [c for c in value if not (c == "\t" or " " <= c <= "~")]
+    if bad:
+        raise ValueError(
+            f"a header value must be printable ASCII ({bad[0]!r} is not): percent-encode it"
+        )
+    if value != value.strip(" \t"):
+        raise ValueError(f"a header value cannot begin or end with a blank: use {value.strip()!r}")
+    return value
 
 
 def template_fields(template: str) -> list[str]:

@@ -140,11 +140,15 @@ async def forward_http(
     """Send the request upstream and relay the answer; UpstreamError if none began.
 
     ``host`` is the Host header to send (the client's when the route preserves it);
-    None sends the upstream's own authority.
+    None sends the upstream's own authority. ``headers`` are the client's, already
+    stripped of what the gateway owns, plus the gateway's; the route's set_headers and
+    remove_headers apply last, so a client's copy of a set header never survives.
     """
     pool = client.pool(route)
     address = pool.address
     target = address.base_path + path + ("?" + query if query else "")
+    if route.header_edits is not None:
+        headers = route.header_edits.apply(headers)
     framing, chunked = _framing(request)
     head = request_head(request.method, target, host or address.authority, headers, framing)
     has_body = request.body_exists
@@ -332,6 +336,8 @@ async def forward_websocket(
     protocols = [
         p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()
     ]
+    if route.header_edits is not None:
+        headers = route.header_edits.apply(headers)
     upstream_headers = [(k, v) for k, v in headers if k.lower() not in _WS_HANDSHAKE]
     if host is not None:
         upstream_headers.append(("Host", host))

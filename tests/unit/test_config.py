@@ -283,7 +283,7 @@ MISTAKES = [
     ),
     # --- routes
     pytest.param(
-        {"routes[1]": {**ROUTE_B, "name": "app"}},
+        {"routes[1]": {**ROUTE_B, "name": "app", "path": "/b"}},
         ["routes[1].name: duplicate route name 'app' (also routes[0])"],
         id="duplicate route names",
     ),
@@ -485,7 +485,7 @@ MISTAKES = [
         {"identity": {"headers": {"X-User": "{login}"}}},
         [
             "identity.headers: X-User: unknown field {login}; "
-            "use one of sub, username, name, email, orgs, picture, route"
+            "use one of sub, username, name, email, orgs, org_roles, picture, route"
         ],
         id="header template unknown field",
     ),
