@@ -6,10 +6,12 @@ Health answers only on its own paths and never authenticates anything.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 
 from aiohttp import web
 
 from gateway.errors import StoreError
+from gateway.identity import Org
 from gateway.web import device_info, forward_auth, login, pages, responses
 from gateway.web.caller import identify
 from gateway.web.context import GATEWAY_PREFIX, LIVE, STATIC_PREFIX, GatewayContext
@@ -54,6 +56,79 @@ async def userinfo(request: web.Request, ctx: GatewayContext) -> web.StreamRespo
     else:
         body["token_role"] = identity.token_role
     return responses.json_response(200, body)
+
+
+async def whoami(request: web.Request, ctx: GatewayContext) -> web.StreamResponse:
+    """ "Who am I": a page for browsers; anyone else (Accept: application/json) gets the
+    /_gateway/userinfo answer itself, so there is one JSON contract. An anonymous browser
+    is sent to sign in and comes back here."""
+    if not _wants_html(request):
+        return await userinfo(request, ctx)
+    caller = await identify(request, ctx)
+    if isinstance(caller, web.Response):
+        return caller
+    identity = caller.identity
+    if identity is None:
+        return responses.redirect(responses.sign_in_url(ctx, WHOAMI_PATH))
+    expires = None
+    if caller.session is not None:
+        ends = datetime.fromtimestamp(caller.session.record.expires_at, UTC)
+        expires = ends.strftime("%Y-%m-%d %H:%M UTC")
+    orgs = [(org.slug, _role_words(org)) for org in identity.orgs]
+    look = responses.brand(request, ctx)
+    body = pages.render_whoami(
+        username=identity.username,
+        name=identity.name,
+        email=identity.email,
+        orgs=orgs,
+        scopes=sorted(identity.scopes),
+        session_expires=expires,
+        static_prefix=STATIC_PREFIX,
+        sign_out_url=f"{GATEWAY_PREFIX}/logout",
+        json_url=f"{GATEWAY_PREFIX}/userinfo",
+        switch_account=responses.switch_account(ctx, WHOAMI_PATH),
+        brand=look,
+    )
+    return responses.html_page(
+        200,
+        body,
+        responses.FORM_PAGE_HEADERS,
+        framed_by=ctx.config.server.frame_ancestors,
+        logo_url=look.logo_url,
+    )
+
+
+WHOAMI_PATH = f"{GATEWAY_PREFIX}/whoami"
+
+
+def _role_words(org: Org) -> str:
+    if org.security_restrictions:
+        return f"{org.role or 'member'}, not counted until {', '.join(org.security_restrictions)}"
+    if org.role is None:
+        return "not granted to this app"
+    if org.role == "no_access":
+        return "no access"
+    return org.role
+
+
+def _wants_html(request: web.Request) -> bool:
+    """A page unless the client asks for JSON (or is no browser at all)."""
+    accept = request.headers.get("Accept", "")
+    if "application/json" in accept and "text/html" not in accept:
+        return False
+    return responses.is_browser(request)
+
+
+async def brand_css(request: web.Request, ctx: GatewayContext) -> web.StreamResponse:
+    """branding.accent_color as a stylesheet (the pages' CSP allows only our own styles)."""
+    del request
+    colour = ctx.config.branding.accent_color
+    return web.Response(
+        text=pages.brand_css(colour) if colour else "",
+        content_type="text/css",
+        charset="utf-8",
+        headers={"Cache-Control": "public, max-age=300", "X-Content-Type-Options": "nosniff"},
+    )
 
 
 async def jwks(request: web.Request, ctx: GatewayContext) -> web.StreamResponse:
@@ -120,6 +195,8 @@ ROUTES: dict[str, tuple[tuple[str, ...], Handler]] = {
         forward_auth.auth,
     ),
     f"{GATEWAY_PREFIX}/userinfo": (_GET, userinfo),
+    WHOAMI_PATH: (_GET, whoami),
+    pages.BRAND_CSS_PATH: (_GET, brand_css),
     f"{GATEWAY_PREFIX}/jwks.json": (_GET, jwks),
     f"{GATEWAY_PREFIX}/healthz": (_GET, healthz),
     f"{GATEWAY_PREFIX}/readyz": (_GET, readyz),

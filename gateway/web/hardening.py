@@ -12,12 +12,17 @@ from __future__ import annotations
 import logging
 from http import HTTPStatus
 
-from aiohttp import web
+from aiohttp import web, web_response
 from aiohttp.web_protocol import RequestHandler
 
 from gateway.logs import REQUEST_ID_HEADER, begin_trace, current_trace, new_request_id
 
 log = logging.getLogger("gateway.http")
+
+SERVER_NAME = "hf-gateway"
+"""The ``Server`` header of the gateway's own answers: no Python or aiohttp version (which
+aiohttp names by default, telling a scanner which advisories apply). An answer relayed
+from an upstream keeps the upstream's own header."""
 
 
 def _safe_handle_error(
@@ -51,5 +56,8 @@ def _safe_handle_error(
 
 
 def install_safe_error_answers() -> None:
-    """Make every aiohttp server in this process answer parse errors with fixed text."""
+    """Make every aiohttp server in this process answer parse errors with fixed text, and
+    name itself ``hf-gateway`` without versions (aiohttp sets ``Server`` by default to
+    ``Python/3.x aiohttp/3.x`` on every answer that has none)."""
     RequestHandler.handle_error = _safe_handle_error  # type: ignore[method-assign]
+    web_response.SERVER_SOFTWARE = SERVER_NAME  # type: ignore[attr-defined]

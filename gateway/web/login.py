@@ -60,12 +60,20 @@ def _target(ctx: GatewayContext, query: Mapping[str, str]) -> str:
 async def sign_in(request: web.Request, ctx: GatewayContext) -> web.StreamResponse:
     target = _target(ctx, request.query)
     login = responses.login_url(ctx, target)
+    if responses.skips_sign_in_page(request, ctx):
+        # branding.skip_sign_in_page: the login mints state, nonce and PKCE as always.
+        return responses.redirect(login)
     host = urlsplit(target).hostname or ctx.config.server.public_host
     framed_by = ctx.config.server.frame_ancestors
+    look = responses.brand(request, ctx)
     body = pages.render_sign_in(
-        login_url=login, static_prefix=STATIC_PREFIX, target_host=host, new_tab=bool(framed_by)
+        login_url=login,
+        static_prefix=STATIC_PREFIX,
+        target_host=host,
+        new_tab=bool(framed_by),
+        brand=look,
     )
-    return responses.html_page(200, body, framed_by=framed_by)
+    return responses.html_page(200, body, framed_by=framed_by, logo_url=look.logo_url)
 
 
 # --------------------------------------------------------------------------- login
@@ -321,10 +329,12 @@ def _go_to(ctx: GatewayContext, target: str) -> web.Response:
     that began at the provider, so a same-site page hop is used instead of a 302.
     """
     if ctx.cookies.samesite == "Strict":
+        look = responses.brand(ctx=ctx)
         return responses.html_page(
             200,
-            pages.render_redirect(target=target, static_prefix=STATIC_PREFIX),
+            pages.render_redirect(target=target, static_prefix=STATIC_PREFIX, brand=look),
             framed_by=ctx.config.server.frame_ancestors,
+            logo_url=look.logo_url,
         )
     return responses.redirect(target)
 
@@ -404,8 +414,11 @@ async def logout(request: web.Request, ctx: GatewayContext) -> web.StreamRespons
         response = responses.redirect(target, 303)
     elif _wants_page(request):
         sign_in = f"{GATEWAY_PREFIX}/sign_in?{urlencode({'rd': target or '/'})}"
-        body = pages.render_signed_out(sign_in_url=sign_in, static_prefix=STATIC_PREFIX)
-        response = responses.html_page(200, body, framed_by=ctx.config.server.frame_ancestors)
+        look = responses.brand(request, ctx)
+        body = pages.render_signed_out(sign_in_url=sign_in, static_prefix=STATIC_PREFIX, brand=look)
+        response = responses.html_page(
+            200, body, framed_by=ctx.config.server.frame_ancestors, logo_url=look.logo_url
+        )
     else:
         response = responses.json_response(200, {"signed_out": True})
     clear_session_cookie(response, ctx)
@@ -424,11 +437,16 @@ def _confirm_sign_out(
     action = f"{GATEWAY_PREFIX}/logout"
     if target is not None:
         action += "?" + urlencode({"rd": target})
+    look = responses.brand(request, ctx)
     body = pages.render_sign_out(
-        action=action, cancel_url=target or "/", static_prefix=STATIC_PREFIX
+        action=action, cancel_url=target or "/", static_prefix=STATIC_PREFIX, brand=look
     )
     return responses.html_page(
-        200, body, responses.FORM_PAGE_HEADERS, framed_by=ctx.config.server.frame_ancestors
+        200,
+        body,
+        responses.FORM_PAGE_HEADERS,
+        framed_by=ctx.config.server.frame_ancestors,
+        logo_url=look.logo_url,
     )
 
 

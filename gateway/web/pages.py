@@ -12,9 +12,11 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
 from string import Template
+from urllib.parse import quote
 
 from gateway.web.framing import page_headers
 
@@ -36,6 +38,26 @@ STATIC_FILES: dict[str, str] = {
 CONTENT_SECURITY_POLICY = page_headers()["Content-Security-Policy"]
 
 DEFAULT_APP_NAME = "hf-gateway"
+BRAND_CSS_PATH = "/_gateway/brand.css"
+"""The stylesheet carrying ``branding.accent_color`` (CSP allows only our own styles)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Brand:
+    """What ``branding`` in the config puts on every page (gateway.config.branding)."""
+
+    app_name: str | None = None
+    logo_url: str | None = None
+    accent_color: str | None = None
+    help_text: str | None = None
+    support_contact: str | None = None
+
+    @property
+    def title_name(self) -> str:
+        return self.app_name or DEFAULT_APP_NAME
+
+
+DEFAULT_BRAND = Brand()
 # The sign-in button's text and accessible name (HF's branding wording).
 SIGN_IN_LABEL = "Sign in with Hugging Face"
 
@@ -69,6 +91,7 @@ _SIGN_IN = _load("sign_in.html")
 _SIGNED_OUT = _load("signed_out.html")
 _SIGN_OUT = _load("sign_out.html")
 _ERROR = _load("error.html")
+_WHOAMI = _load("whoami.html")
 _LOGO = _inline_svg((STATIC_DIR / "hf-logo.svg").read_text(encoding="utf-8"), "hf-logo")
 
 # Links that lead to Hugging Face's authorize page leave any frame: HF's pages refuse to be
@@ -118,10 +141,63 @@ def _static(static_prefix: str) -> str:
     return _url(static_prefix.rstrip("/"))
 
 
-def _document(*, title: str, static_prefix: str, content: str, footer: str, head: str = "") -> str:
+def _document(
+    *,
+    title: str,
+    static_prefix: str,
+    content: str,
+    footer: str,
+    head: str = "",
+    brand: Brand = DEFAULT_BRAND,
+) -> str:
+    accent_link = ""
+    if brand.accent_color:
+        # The colour is in the URL so a changed colour is fetched anew despite caching.
+        href = f"{BRAND_CSS_PATH}?c={quote(brand.accent_color.lstrip('#'))}"
+        accent_link = f'<link rel="stylesheet" href="{_esc(href)}">\n'
     return _LAYOUT.substitute(
-        title=_esc(title), static=_static(static_prefix), content=content, footer=footer, head=head
+        title=_esc(title),
+        static=_static(static_prefix),
+        content=content,
+        footer=footer,
+        head=head,
+        brand_css=accent_link,
     )
+
+
+def brand_css(accent_color: str) -> str:
+    """The stylesheet for ``branding.accent_color``: the card's top edge, the focus ring
+    and plain links. The Hugging Face button keeps HF's own colours (HF's badge guidelines);
+    text never takes the accent, so a light accent cannot break contrast."""
+    colour = accent_color if re.fullmatch(r"#[0-9a-fA-F]{3,6}", accent_color) else "#ffd21e"
+    return (
+        f":root {{ --accent: {colour}; --focus-ring: {colour}; }}\n"
+        ".card { border-top: 4px solid var(--accent); }\n"
+        ".text-link { text-decoration-color: var(--accent); }\n"
+    )
+
+
+def _mark(brand: Brand) -> str:
+    """The image above a page's title: the configured logo, else Hugging Face's."""
+    if brand.logo_url:
+        alt = _esc(brand.app_name or "")
+        return f'<img class="brand-logo" src="{_url(brand.logo_url)}" alt="{alt}">'
+    return _LOGO
+
+
+def contact_link(contact: str) -> str:
+    """``support_contact`` as a link: mailto: for an email address, else the https URL."""
+    if "@" in contact and "://" not in contact:
+        href = "mailto:" + quote(contact, safe="@.+-_")
+        return f'<a class="text-link" href="{_esc(href)}">{_esc(contact)}</a>'
+    return f'<a class="text-link" href="{_url(contact)}">{_esc(contact)}</a>'
+
+
+def _footer(brand: Brand, request_id: str | None = None) -> str:
+    footer = _PROTECTED_BY.substitute(app_name=_esc(DEFAULT_APP_NAME))
+    if request_id:
+        footer += "\n" + _REQUEST_ID.substitute(request_id=_esc(request_id))
+    return footer
 
 
 def render_sign_in(
@@ -131,23 +207,53 @@ def render_sign_in(
     app_name: str = DEFAULT_APP_NAME,
     target_host: str | None = None,
     new_tab: bool = False,
+    brand: Brand = DEFAULT_BRAND,
 ) -> str:
     """Render the branded sign-in page whose button links to ``login_url`` (in a new tab
-    with ``new_tab``: the page may be framed)."""
-    site = f'<strong class="host">{_esc(target_host)}</strong>' if target_host else "This site"
+    with ``new_tab``: the page may be framed). ``brand.app_name`` wins over ``app_name``."""
+    name = brand.app_name
+    if name:
+        site = f'<strong class="host">{_esc(name)}</strong>'
+    elif target_host:
+        site = f'<strong class="host">{_esc(target_host)}</strong>'
+    else:
+        site = "This site"
+    help_lines = ""
+    if brand.help_text:
+        help_lines += f'  <p class="card__help">{_esc(brand.help_text)}</p>\n'
+    if brand.support_contact:
+        help_lines += (
+            '  <p class="card__note">Trouble signing in? Contact '
+            f"{contact_link(brand.support_contact)}.</p>\n"
+        )
     content = _SIGN_IN.substitute(
+        mark=_mark(brand),
         logo=_LOGO,
+        title=f"Sign in to {_esc(name)}" if name else "Sign in",
         explanation=f"{site} is protected. Sign in with your Hugging Face account to continue.",
         login_url=_url(login_url),
         target=_leave_frame(new_tab),
         sign_in_label=SIGN_IN_LABEL,
+        help=help_lines,
     )
     return _document(
-        title=f"Sign in · {app_name}",
+        title=f"Sign in · {name or app_name}",
         static_prefix=static_prefix,
         content=content,
         footer=_PROTECTED_BY.substitute(app_name=_esc(app_name)),
+        brand=brand,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class SwitchAccount:
+    """ "Signed in as X: switch account": a sign-out (POST ``action``) that leads back to
+    the sign-in page, and where the provider itself is signed out (HF keeps its own
+    session, so signing in again would pick the same account)."""
+
+    action: str
+    provider_name: str = "Hugging Face"
+    provider_url: str | None = "https://huggingface.co"
 
 
 def render_error(
@@ -163,15 +269,40 @@ def render_error(
     consent_url: str | None = None,
     request_id: str | None = None,
     new_tab: bool = False,
+    brand: Brand = DEFAULT_BRAND,
+    steps: Sequence[str] = (),
+    ask_for_access: bool = False,
+    switch_account: SwitchAccount | None = None,
+    admin_details: Sequence[str] = (),
+    back_url: str | None = "/",
+    retry_url: str | None = None,
 ) -> str:
     """Render an error page (400 to 504, failed logins, policy denials).
 
-    ``details`` become a bulleted list (a lone string is one item). A button is shown
-    for each URL given: the first of "Grant access on Hugging Face" and "Sign in again"
-    is the branded primary one; "Sign out" is a POST form, because logout is a POST.
+    ``details`` become a bulleted list (a lone string is one item); ``steps`` a list of
+    what the user can do next, with whom to ask (``brand.support_contact``) when
+    ``ask_for_access`` or the status is a 5xx. A button is shown for each URL given: the
+    first of "Grant access on Hugging Face" and "Sign in again" is the branded primary
+    one; "Switch account" and "Sign out" are POST forms, because logout is a POST.
+    ``admin_details`` (rule paths, reason codes) sit in a closed disclosure below.
+    Every page links back (``back_url``, default the site's root; ``retry_url`` too).
     """
     if isinstance(details, str):
         details = (details,)
+    all_steps = [_esc(step) for step in steps]
+    contact = brand.support_contact
+    if ask_for_access:
+        who = contact_link(contact) if contact else "the person who runs this site"
+        all_steps.append(f"Ask {who} for access, and quote the request ID below.")
+    elif status >= 500 and contact:
+        all_steps.append(
+            f"If this keeps happening, tell {contact_link(contact)} and quote the request ID."
+        )
+    identity = ""
+    if username:
+        identity = _IDENTITY.substitute(username=_esc(username))
+        if switch_account is not None:
+            identity = _switch_account(username, switch_account, new_tab)
     content = _ERROR.substitute(
         status=int(status),
         status_kind="server" if status >= 500 else "client",
@@ -179,49 +310,126 @@ def render_error(
         title=_esc(title),
         message=_esc(message),
         details=_details(details),
-        identity=_IDENTITY.substitute(username=_esc(username)) if username else "",
+        steps=_steps(all_steps),
+        identity=identity,
         actions=_error_actions(
             sign_in_url=sign_in_url,
             sign_out_url=sign_out_url,
             consent_url=consent_url,
             new_tab=new_tab,
         ),
+        admin=_admin(admin_details),
+        back=_back(back_url, retry_url),
     )
-    footer = _PROTECTED_BY.substitute(app_name=_esc(DEFAULT_APP_NAME))
-    if request_id:
-        footer += "\n" + _REQUEST_ID.substitute(request_id=_esc(request_id))
     return _document(
-        title=f"{title} ({int(status)}) · {DEFAULT_APP_NAME}",
+        title=f"{title} ({int(status)}) · {brand.title_name}",
         static_prefix=static_prefix,
         content=content,
-        footer=footer,
+        footer=_footer(brand, request_id),
+        brand=brand,
     )
 
 
-def render_signed_out(*, sign_in_url: str, static_prefix: str) -> str:
+def render_whoami(
+    *,
+    username: str,
+    static_prefix: str,
+    sign_out_url: str,
+    name: str = "",
+    email: str | None = None,
+    orgs: Sequence[tuple[str, str]] = (),
+    scopes: Sequence[str] = (),
+    session_expires: str | None = None,
+    json_url: str | None = None,
+    switch_account: SwitchAccount | None = None,
+    brand: Brand = DEFAULT_BRAND,
+) -> str:
+    """Render "who am I": the account, its organizations with roles (``orgs`` are pairs
+    of slug and role in words), the granted scopes, when the session ends, a sign-out
+    button and, with ``switch_account``, how to change account."""
+    rows = [("Username", _esc(username))]
+    if name and name != username:
+        rows.append(("Name", _esc(name)))
+    if email:
+        rows.append(("Email", _esc(email)))
+    if session_expires:
+        rows.append(("Session ends", _esc(session_expires)))
+    facts = "".join(f"    <dt>{label}</dt><dd>{value}</dd>\n" for label, value in rows)
+    if orgs:
+        items = "".join(
+            f'    <li><strong>{_esc(slug)}</strong> <span class="role">{_esc(role)}</span></li>\n'
+            for slug, role in orgs
+        )
+        org_list = f'  <ul class="facts-list" aria-label="Organizations">\n{items}  </ul>\n'
+    else:
+        org_list = '  <p class="card__note">No organizations.</p>\n'
+    if scopes:
+        items = "".join(f"    <li><code>{_esc(scope)}</code></li>\n" for scope in scopes)
+        scope_list = f'  <ul class="facts-list" aria-label="Permissions">\n{items}  </ul>\n'
+    else:
+        scope_list = '  <p class="card__note">No permissions granted.</p>\n'
+    json_line = ""
+    if json_url:
+        json_line = (
+            '  <p class="card__note">As JSON for scripts: '
+            f'<a class="text-link" href="{_url(json_url)}">{_esc(json_url)}</a></p>\n'
+        )
+    switch = ""
+    if switch_account is not None:
+        switch = _provider_note(switch_account, new_tab=False)
+    content = _WHOAMI.substitute(
+        facts=facts,
+        orgs=org_list,
+        scopes=scope_list,
+        sign_out=_POST_BUTTON.substitute(action=_url(sign_out_url), label="Sign out").replace(
+            "button--secondary", "button--hf"
+        ),
+        switch=switch,
+        json=json_line,
+        back=_back("/", None),
+    )
+    return _document(
+        title=f"Signed in as {username} · {brand.title_name}",
+        static_prefix=static_prefix,
+        content=content,
+        footer=_footer(brand),
+        brand=brand,
+    )
+
+
+def render_signed_out(*, sign_in_url: str, static_prefix: str, brand: Brand = DEFAULT_BRAND) -> str:
     """Render the page shown after logout, with a button to sign in again."""
     return _document(
-        title=f"Signed out · {DEFAULT_APP_NAME}",
+        title=f"Signed out · {brand.title_name}",
         static_prefix=static_prefix,
         content=_SIGNED_OUT.substitute(
-            logo=_LOGO, sign_in_url=_url(sign_in_url), sign_in_label=SIGN_IN_LABEL
+            logo=_LOGO,
+            mark=_mark(brand),
+            sign_in_url=_url(sign_in_url),
+            sign_in_label=SIGN_IN_LABEL,
         ),
-        footer=_PROTECTED_BY.substitute(app_name=_esc(DEFAULT_APP_NAME)),
+        footer=_footer(brand),
+        brand=brand,
     )
 
 
-def render_sign_out(*, action: str, cancel_url: str, static_prefix: str) -> str:
+def render_sign_out(
+    *, action: str, cancel_url: str, static_prefix: str, brand: Brand = DEFAULT_BRAND
+) -> str:
     """Render the sign-out confirmation: a "Sign out" button that POSTs to ``action``, and
     a way back to ``cancel_url``. A GET never signs out (a cross-site link could)."""
     return _document(
-        title=f"Sign out · {DEFAULT_APP_NAME}",
+        title=f"Sign out · {brand.title_name}",
         static_prefix=static_prefix,
-        content=_SIGN_OUT.substitute(logo=_LOGO, action=_url(action), cancel_url=_url(cancel_url)),
-        footer=_PROTECTED_BY.substitute(app_name=_esc(DEFAULT_APP_NAME)),
+        content=_SIGN_OUT.substitute(
+            logo=_mark(brand), action=_url(action), cancel_url=_url(cancel_url)
+        ),
+        footer=_footer(brand),
+        brand=brand,
     )
 
 
-def render_redirect(*, target: str, static_prefix: str) -> str:
+def render_redirect(*, target: str, static_prefix: str, brand: Brand = DEFAULT_BRAND) -> str:
     """A page that moves the browser on to ``target`` at once, without script.
 
     Used after sign-in with SameSite=Strict cookies: a browser does not send a Strict
@@ -229,17 +437,76 @@ def render_redirect(*, target: str, static_prefix: str) -> str:
     """
     url = _url(target)
     return _document(
-        title=f"Signed in · {DEFAULT_APP_NAME}",
+        title=f"Signed in · {brand.title_name}",
         static_prefix=static_prefix,
         head=f'<meta http-equiv="refresh" content="0;url={url}">\n',
         content=(
             '<section class="card card--centered" aria-labelledby="page-title">'
-            f'<div class="card__mark">{_LOGO}</div>'
+            f'<div class="card__mark">{_mark(brand)}</div>'
             '<h1 id="page-title" class="card__title">Signed in</h1>'
             f'<p class="card__lead"><a href="{url}">Continue</a></p></section>'
         ),
-        footer=_PROTECTED_BY.substitute(app_name=_esc(DEFAULT_APP_NAME)),
+        footer=_footer(brand),
+        brand=brand,
     )
+
+
+def _switch_account(username: str, switch: SwitchAccount, new_tab: bool) -> str:
+    form = _POST_BUTTON.substitute(action=_url(switch.action), label="Switch account")
+    return (
+        '  <div class="identity">\n'
+        f"  <p>Signed in as <strong>{_esc(username)}</strong>. Wrong account?</p>\n"
+        f"{form}{_provider_note(switch, new_tab)}  </div>\n"
+    )
+
+
+def _provider_note(switch: SwitchAccount, new_tab: bool) -> str:
+    """Why switching may need a sign-out at the provider too, with a link there."""
+    name = _esc(switch.provider_name)
+    where = name
+    if switch.provider_url:
+        where = (
+            f'<a class="text-link" href="{_url(switch.provider_url)}"'
+            f"{_leave_frame(new_tab)}>{name}</a>"
+        )
+    return (
+        f'  <p class="card__note">{name} keeps you signed in on its own site: to pick '
+        f"another account, sign out on {where} first (your avatar menu, then Sign out), "
+        "then sign in here again.</p>\n"
+    )
+
+
+def _steps(steps: Sequence[str]) -> str:
+    """What the user can do next (already escaped HTML)."""
+    if not steps:
+        return ""
+    items = "".join(f"    <li>{step}</li>\n" for step in steps)
+    return (
+        '  <h2 class="section-title">What you can do</h2>\n'
+        f'  <ul class="steps" aria-label="What you can do">\n{items}  </ul>\n'
+    )
+
+
+def _admin(lines: Sequence[str]) -> str:
+    if not lines:
+        return ""
+    items = "".join(f"      <li><code>{_esc(line)}</code></li>\n" for line in lines)
+    return (
+        '  <details class="admin">\n'
+        "    <summary>Details for the site's administrators</summary>\n"
+        f"    <ul>\n{items}    </ul>\n  </details>\n"
+    )
+
+
+def _back(back_url: str | None, retry_url: str | None) -> str:
+    links = []
+    if retry_url:
+        links.append(f'<a class="text-link" href="{_url(retry_url)}">Try again</a>')
+    if back_url:
+        links.append(f'<a class="text-link" href="{_url(back_url)}">Back to the home page</a>')
+    if not links:
+        return ""
+    return f'  <p class="back">{" · ".join(links)}</p>\n'
 
 
 def _status_phrase(status: int) -> str:

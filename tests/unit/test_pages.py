@@ -87,7 +87,8 @@ class Document(HTMLParser):
         return [
             e
             for e in self.elements
-            if e.tag == tag and all(e.attrs.get(k.rstrip("_")) == v for k, v in attrs.items())
+            if e.tag == tag
+            and all(e.attrs.get(k.rstrip("_").replace("_", "-")) == v for k, v in attrs.items())
         ]
 
     def one(self, tag: str, **attrs: str) -> Element:
@@ -228,7 +229,10 @@ def test_urls_survive_escaping_unchanged(
 ) -> None:
     """A browser decodes an escaped URL attribute back to exactly the URL given."""
     tag, name = attribute
-    values = [e.attrs.get(name) for e in Document(render()).all(tag)]
+    elements = Document(render()).all(tag)
+    values = [
+        e.attrs.get(name) for e in elements if "text-link" not in (e.attrs.get("class") or "")
+    ]
     assert values == [HOSTILE]
 
 
@@ -462,6 +466,7 @@ URL_ARGS = {
     "sign_in_url": ("Sign in again", "/_gateway/login?rd=%2Fx"),
     "sign_out_url": ("Sign out", "/_gateway/logout"),
 }
+BACK = "Back to the home page"
 URL_COMBINATIONS = [
     combo for size in range(len(URL_ARGS) + 1) for combo in itertools.combinations(URL_ARGS, size)
 ]
@@ -474,7 +479,8 @@ def test_error_page_shows_a_control_for_each_url_given_and_no_other(
     """Exactly the buttons whose URL was passed are drawn, each pointing at its URL."""
     doc = Document(error(**{arg: URL_ARGS[arg][1] for arg in given}))
     controls = doc.controls()
-    assert set(controls) == {URL_ARGS[arg][0] for arg in given}
+    assert set(controls) == {URL_ARGS[arg][0] for arg in given} | {BACK}
+    assert controls[BACK].attrs.get("href") == "/"
     for arg in given:
         label, url = URL_ARGS[arg]
         control = controls[label]
@@ -578,3 +584,167 @@ def test_rendering_reads_no_files(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Path, "read_bytes", refuse)
     for render in ALL_PAGES.values():
         assert render().startswith("<!doctype html>")
+
+
+# Branding, next steps, "who am I" (issue 11)
+
+BRAND = pages.Brand(
+    app_name="Acme Tools",
+    logo_url="https://cdn.acme.test/logo.svg",
+    accent_color="#0055aa",
+    help_text="Use your acme account.",
+    support_contact="it-help@acme.test",
+)
+
+
+def test_branding_reaches_the_sign_in_page() -> None:
+    """App name in the heading and title, the logo instead of HF's, help text, contact."""
+    doc = Document(sign_in(brand=BRAND))  # type: ignore[arg-type]
+    assert doc.one("h1").name == "Sign in to Acme Tools"
+    assert "Acme Tools" in doc.one("title").name
+    logo = doc.one("img", class_="brand-logo")
+    assert logo.attrs["src"] == "https://cdn.acme.test/logo.svg"
+    assert logo.attrs["alt"] == "Acme Tools"
+    assert "Use your acme account." in doc.text()
+    contact = next(a for a in doc.all("a") if a.name == "it-help@acme.test")
+    assert contact.attrs["href"] == "mailto:it-help@acme.test"
+    assert '/_gateway/brand.css?c=0055aa"' in sign_in(brand=BRAND)  # type: ignore[arg-type]
+    # The HF button keeps its label and HF's look whatever the branding.
+    assert "button--hf" in (doc.controls()[pages.SIGN_IN_LABEL].attrs["class"] or "")
+
+
+def test_without_branding_the_sign_in_page_is_the_plain_one() -> None:
+    """The twin: no logo image, no help text, no contact, no accent stylesheet."""
+    page = sign_in()
+    doc = Document(page)
+    assert doc.one("h1").name == "Sign in"
+    assert not doc.all("img")
+    assert "brand.css" not in page
+    assert "Trouble signing in" not in doc.text()
+
+
+def test_a_contact_url_is_linked_as_it_is() -> None:
+    brand = pages.Brand(support_contact="https://help.acme.test/access")
+    doc = Document(error(ask_for_access=True, brand=brand))
+    link = next(a for a in doc.all("a") if a.name == "https://help.acme.test/access")
+    assert link.attrs["href"] == "https://help.acme.test/access"
+
+
+def test_a_403_names_whom_to_ask_when_a_contact_is_configured() -> None:
+    doc = Document(error(ask_for_access=True, brand=BRAND))
+    steps = [li.name for li in doc.one("ul", class_="steps").children]
+    assert steps == ["Ask it-help@acme.test for access, and quote the request ID below."]
+
+
+def test_a_403_without_a_contact_says_to_ask_the_site_owner() -> None:
+    """The twin: the step is still there, naming no address."""
+    doc = Document(error(ask_for_access=True))
+    steps = [li.name for li in doc.one("ul", class_="steps").children]
+    assert steps == [
+        "Ask the person who runs this site for access, and quote the request ID below."
+    ]
+    assert not [a for a in doc.all("a") if (a.attrs.get("href") or "").startswith("mailto:")]
+
+
+def test_server_errors_name_the_contact_only_when_there_is_one() -> None:
+    with_contact = Document(error(status=502, title="t", message="m", brand=BRAND)).text()
+    assert "If this keeps happening, tell it-help@acme.test" in with_contact
+    assert "What you can do" not in Document(error(status=502, title="t", message="m")).text()
+
+
+SWITCH = pages.SwitchAccount(
+    "/_gateway/logout?rd=%2F_gateway%2Fsign_in%3Frd%3D%252F",
+    "Hugging Face",
+    "https://huggingface.co",
+)
+
+
+def test_switch_account_signs_out_and_says_hf_may_need_a_sign_out_too() -> None:
+    doc = Document(error(username="bob", switch_account=SWITCH))
+    button = doc.controls()["Switch account"]
+    form = next(a for a in button.ancestors() if a.tag == "form")
+    assert form.attrs["method"] == "post"
+    assert form.attrs["action"] == SWITCH.action
+    text = doc.text()
+    assert "Signed in as bob. Wrong account?" in text
+    assert "sign out on Hugging Face first" in text
+    assert doc.controls()["Hugging Face"].attrs["href"] == "https://huggingface.co"
+    assert "Sign out" not in doc.controls(), "no sign_out_url, no plain sign-out"
+
+
+def test_without_switch_account_the_page_offers_the_plain_sign_out() -> None:
+    doc = Document(error(username="bob", sign_out_url="/_gateway/logout"))
+    assert "Switch account" not in doc.controls()
+    assert "Sign out" in doc.controls()
+    assert "keeps you signed in" not in doc.text()
+
+
+def test_rule_paths_sit_only_in_the_administrators_disclosure() -> None:
+    page = error(
+        details=["Not a member of acme."], admin_details=["rule_failed allow[0].org not a member"]
+    )
+    doc = Document(page)
+    disclosure = doc.one("details", class_="admin")
+    assert "administrators" in disclosure.name
+    assert "allow[0].org" in disclosure.name
+    assert page.count("allow[0]") == 1
+    assert "<details" not in error(details=["Not a member of acme."])
+
+
+def test_every_error_page_links_back_and_a_server_error_can_retry() -> None:
+    doc = Document(error(status=502, title="t", message="m", retry_url="/dash?x=1"))
+    assert doc.controls()["Back to the home page"].attrs["href"] == "/"
+    assert doc.controls()["Try again"].attrs["href"] == "/dash?x=1"
+    assert "Try again" not in Document(error()).controls()
+
+
+def test_brand_css_colours_only_edges_and_focus_never_text() -> None:
+    css = pages.brand_css("#0055aa")
+    assert "--accent: #0055aa" in css
+    assert "color: var(--accent)" not in css.replace("decoration-color", "")
+    assert "button--hf" not in css
+    assert "#ffd21e" in pages.brand_css("red;}body{display:none")
+
+
+def whoami(**overrides: object) -> str:
+    kwargs: dict[str, object] = {
+        "username": "alice",
+        "name": "Alice A.",
+        "email": "alice@acme.test",
+        "orgs": [("acme", "write"), ("beta", "not granted to this app")],
+        "scopes": ["openid", "profile"],
+        "session_expires": "2026-12-05 20:00 UTC",
+        "static_prefix": STATIC,
+        "sign_out_url": "/_gateway/logout",
+        "json_url": "/_gateway/userinfo",
+        "switch_account": SWITCH,
+    }
+    kwargs.update(overrides)
+    return pages.render_whoami(**kwargs)  # type: ignore[arg-type]
+
+
+def test_whoami_shows_the_account_orgs_scopes_expiry_and_sign_out() -> None:
+    doc = Document(whoami())
+    text = doc.text()
+    for expected in ("alice", "Alice A.", "alice@acme.test", "2026-12-05 20:00 UTC"):
+        assert expected in text
+    orgs = [li.name for li in doc.one("ul", aria_label="Organizations").children]
+    assert orgs == ["acme write", "beta not granted to this app"]
+    scopes = [li.name for li in doc.one("ul", aria_label="Permissions").children]
+    assert scopes == ["openid", "profile"]
+    sign_out = doc.controls()["Sign out"]
+    assert next(a for a in sign_out.ancestors() if a.tag == "form").attrs["method"] == "post"
+    assert doc.controls()["/_gateway/userinfo"].attrs["href"] == "/_gateway/userinfo"
+
+
+def test_whoami_without_orgs_or_scopes_says_so() -> None:
+    text = Document(whoami(orgs=[], scopes=[], email=None, session_expires=None)).text()
+    assert "No organizations." in text
+    assert "No permissions granted." in text
+    assert "Session ends" not in text
+
+
+def test_whoami_escapes_what_it_shows() -> None:
+    page = whoami(username=HOSTILE, orgs=[(HOSTILE, HOSTILE)], scopes=[HOSTILE])
+    assert ESCAPED_HOSTILE in page
+    assert "<script" not in page.lower()
