@@ -16,9 +16,21 @@ $(STAMP): pyproject.toml
 system-deps:
 	@scripts/ensure-system-deps.sh redis-server chromium nginx caddy
 
-## demo: fake Hugging Face, a sample upstream and the gateway; prints the URL to open
-demo: $(STAMP)
-	$(VENV)/bin/hf-gateway demo
+## demo: fake Hugging Face, a sample upstream and the gateway; prints the URL to open.
+## It needs only the runtime install: its own venv, .venv/demo, with `pip install -e .` (no
+## dev tools). DEMO_PORT=8081 asks for another port (a taken one is replaced and named).
+DEMO_VENV ?= $(VENV)/demo
+DEMO_STAMP := $(DEMO_VENV)/.installed
+DEMO_PORT ?= 8080
+
+$(DEMO_STAMP): pyproject.toml
+	@test -x $(DEMO_VENV)/bin/python || $(PYTHON) -m venv $(DEMO_VENV)
+	$(DEMO_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(DEMO_VENV)/bin/python -m pip install --quiet -e .
+	@touch $@
+
+demo: $(DEMO_STAMP)
+	$(DEMO_VENV)/bin/hf-gateway demo --port $(DEMO_PORT)
 
 ## lint: ruff (lint + format check), mypy strict on gateway/ and hf_gateway_client/, import layering, hadolint
 lint: $(STAMP)

@@ -83,12 +83,29 @@ async def _site(app: web.Application, port: int, **kwargs: Any) -> AsyncIterator
         await runner.cleanup()
 
 
+def port_note(name: str, wanted: int, chosen: int) -> str | None:
+    """The line saying a port was taken and which one was chosen instead, or None."""
+    if wanted == chosen:
+        return None
+    return f"  Port {wanted} is taken: the {name} listens on 127.0.0.1:{chosen} instead."
+
+
 async def run_demo(gateway_port: int = 8080, provider_port: int = 9000) -> None:
+    wanted = gateway_port, provider_port
     gateway_port = free_port(gateway_port)
     upstream_port = free_port(gateway_port + 1)
+    provider_port = free_port(provider_port)
+    notes = [
+        note
+        for note in (
+            port_note("gateway", wanted[0], gateway_port),
+            port_note("fake Hugging Face", wanted[1], provider_port),
+        )
+        if note
+    ]
     fake = FakeHF.demo()
     async with contextlib.AsyncExitStack() as stack:
-        issuer = await stack.enter_async_context(fake.serve(port=free_port(provider_port)))
+        issuer = await stack.enter_async_context(fake.serve(port=provider_port))
         await stack.enter_async_context(_site(create_echo_app(), upstream_port))
         config = demo_config(
             gateway_port=gateway_port, issuer=issuer, upstream=f"http://127.0.0.1:{upstream_port}"
@@ -98,6 +115,8 @@ async def run_demo(gateway_port: int = 8080, provider_port: int = 9000) -> None:
         await stack.enter_async_context(
             _site(create_app(config, signer=signer), gateway_port, access_log_class=AccessLogger)
         )
+        if notes:
+            print("\n" + "\n".join(notes), flush=True)
         print(_banner(config.server.public_url, issuer), flush=True)
         await asyncio.Event().wait()
 
