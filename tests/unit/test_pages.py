@@ -127,7 +127,7 @@ def error(**overrides: object) -> str:
 def signed_out(**overrides: str) -> str:
     kwargs = {"sign_in_url": "/_gateway/sign_in", "static_prefix": STATIC}
     kwargs.update(overrides)
-    return pages.render_signed_out(**kwargs)
+    return pages.render_signed_out(**kwargs)  # type: ignore[arg-type]
 
 
 def sign_out(**overrides: str) -> str:
@@ -137,7 +137,7 @@ def sign_out(**overrides: str) -> str:
         "static_prefix": STATIC,
     }
     kwargs.update(overrides)
-    return pages.render_sign_out(**kwargs)
+    return pages.render_sign_out(**kwargs)  # type: ignore[arg-type]
 
 
 FULL_ERROR = {
