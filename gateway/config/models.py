@@ -44,14 +44,35 @@ from gateway.routing import normalize_path, parse_origin_pattern, path_under
 class ServerConfig(BaseModel):
     model_config = MODEL_CONFIG
 
-    listen: str = "0.0.0.0:8080"  # noqa: S104 - a gateway in a container listens on all interfaces
+    listen: str = Field(
+        default="0.0.0.0:8080",  # noqa: S104 - a gateway in a container listens on all interfaces
+        description="host:port the gateway listens on (IPv6 as [::]:8080)",
+    )
     public_url: str = Field(
         description="External origin; callback = {public_url}/_gateway/callback"
     )
-    trusted_proxies: StrTuple = ()
-    metrics_listen: str | None = "127.0.0.1:9090"
-    workers: int = Field(default=1, ge=1, le=64)
-    allowed_redirect_hosts: StrTuple = ()
+    trusted_proxies: StrTuple = Field(
+        default=(),
+        description="IPs or CIDRs of proxies whose X-Forwarded-For, X-Forwarded-Proto and "
+        "X-Request-Id are believed, and that may ask /_gateway/auth; none by default",
+    )
+    metrics_listen: str | None = Field(
+        default="127.0.0.1:9090",
+        description="host:port of the separate Prometheus listener (GET /metrics); null turns it "
+        "off",
+    )
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Processes sharing the port (SO_REUSEPORT); more than 1 needs session.store "
+        "redis and identity.assertion.signing_key_file",
+    )
+    allowed_redirect_hosts: StrTuple = Field(
+        default=(),
+        description="Host patterns (host or *.domain), besides public_url's host and the route "
+        "hosts, that a post-login or post-logout rd= may send the browser to",
+    )
     request_head_timeout: Duration = Field(
         default=10,
         description="A client connection that has begun a request must finish sending its "
@@ -152,8 +173,16 @@ class ServerConfig(BaseModel):
 class ProviderConfig(BaseModel):
     model_config = MODEL_CONFIG
 
-    kind: Literal["huggingface", "oidc"] = "huggingface"
-    issuer: str = "https://huggingface.co"
+    kind: Literal["huggingface", "oidc"] = Field(
+        default="huggingface",
+        description="huggingface adds Hugging Face specifics (orgIds, orgs and roles, whoami-v2);"
+        " oidc is a generic OpenID Connect provider",
+    )
+    issuer: str = Field(
+        default="https://huggingface.co",
+        description="The provider's issuer: discovery at {issuer}/.well-known/openid-"
+        "configuration, and the ID token's iss",
+    )
     client_id: str = Field(
         default=AUTO_CLIENT_ID,
         min_length=1,
@@ -162,7 +191,11 @@ class ProviderConfig(BaseModel):
         "{public_url}/.well-known/oauth-cimd and uses that URL (Hugging Face only, no "
         "client_secret; docs/cimd.md)",
     )
-    client_secret: SecretStr | None = None
+    client_secret: SecretStr | None = Field(
+        default=None,
+        description="The OAuth app's secret (HTTP Basic); leave it out for a public PKCE-only "
+        "app. Or client_secret_file",
+    )
     client_name: str | None = Field(
         default=None,
         min_length=1,
@@ -174,10 +207,26 @@ class ProviderConfig(BaseModel):
         default=None,
         description="With client_id auto: an https URL of the app's logo for the consent screen",
     )
-    scopes: StrTuple = ("openid", "profile", "email", "read-memberships")
-    org_ids: StrTuple = ()
-    api_url: str = "https://huggingface.co"
-    groups_claim: str = "groups"
+    scopes: StrTuple = Field(
+        default=("openid", "profile", "email", "read-memberships"),
+        description="Scopes asked at every sign-in; must include openid. One string is a space-"
+        "separated list",
+    )
+    org_ids: StrTuple = Field(
+        default=(),
+        description="Org ids (the org's sub, not its name) sent as orgIds= so Hugging Face's "
+        "consent screen asks for them",
+    )
+    api_url: str = Field(
+        default="https://huggingface.co",
+        description="Base URL of the Hub API (/api/whoami-v2), for bearer tokens and when "
+        "userinfo has no orgs",
+    )
+    groups_claim: str = Field(
+        default="groups",
+        description="kind oidc only: the ID token / userinfo claim (a list of strings) read as "
+        "orgs",
+    )
     bearer_tokens: bool = Field(
         default=True,
         description="Accept the provider's access tokens as Authorization: Bearer (HF: "
@@ -238,9 +287,11 @@ class ProviderConfig(BaseModel):
 class SentinelConfig(BaseModel):
     model_config = MODEL_CONFIG
 
-    master: str = Field(min_length=1)
-    nodes: StrTuple = Field(min_length=1)
-    password: SecretStr | None = None
+    master: str = Field(min_length=1, description="The name Sentinel knows the master by")
+    nodes: StrTuple = Field(min_length=1, description="The Sentinels, as host:port (at least one)")
+    password: SecretStr | None = Field(
+        default=None, description="Password for the Sentinels and the master"
+    )
 
     @field_validator("nodes")
     @classmethod
@@ -251,11 +302,26 @@ class SentinelConfig(BaseModel):
 class SessionConfig(BaseModel):
     model_config = MODEL_CONFIG
 
-    store: Literal["redis", "memory"] = "memory"
-    redis_url: SecretStr | None = None
-    redis_sentinel: SentinelConfig | None = None
-    redis_cluster: bool = False
-    redis_prefix: str = "hfgw:"
+    store: Literal["redis", "memory"] = Field(
+        default="memory", description="Where sessions live: memory (one process) or redis"
+    )
+    redis_url: SecretStr | None = Field(
+        default=None,
+        description="redis://, rediss:// (TLS) or unix:// URL with credentials and database; with"
+        " redis_cluster, one cluster node. Or redis_url_file",
+    )
+    redis_sentinel: SentinelConfig | None = Field(
+        default=None,
+        description="Reach the Redis master through Sentinel (master, nodes, password) instead of"
+        " redis_url",
+    )
+    redis_cluster: bool = Field(
+        default=False, description="redis_url names one node of a Redis Cluster"
+    )
+    redis_prefix: str = Field(
+        default="hfgw:",
+        description="Prefix of every Redis key the gateway writes (non-empty, no whitespace)",
+    )
     redis_wait_replicas: int | None = Field(
         default=None,
         ge=0,
@@ -271,12 +337,33 @@ class SessionConfig(BaseModel):
         description="Milliseconds a write waits for redis_wait_replicas replicas (WAIT)",
     )
     secret: SecretTuple = Field(description=">= 32 bytes; a list rotates: the first signs")
-    cookie_name: str = "hf_gateway"
-    cookie_domain: str | None = None
-    cookie_samesite: Literal["lax", "strict", "none"] = "lax"
-    idle_timeout: Duration = 8 * 3600
-    max_lifetime: Duration = 7 * 86400
-    revalidate_after: Duration = 300
+    cookie_name: str = Field(
+        default="hf_gateway",
+        description="Base name of the session cookie (the gateway adds __Host- on https without "
+        "cookie_domain)",
+    )
+    cookie_domain: str | None = Field(
+        default=None,
+        description="Share the session cookie across subdomains (example.com or .example.com); "
+        "default: public_url's host only",
+    )
+    cookie_samesite: Literal["lax", "strict", "none"] = Field(
+        default="lax",
+        description="The session cookie's SameSite; none needs an https public_url (or localhost)",
+    )
+    idle_timeout: Duration = Field(
+        default=8 * 3600, description="A session ends after this long without a request"
+    )
+    max_lifetime: Duration = Field(
+        default=7 * 86400,
+        description="A session ends this long after sign-in whatever happens (also the cookie's "
+        "Max-Age)",
+    )
+    revalidate_after: Duration = Field(
+        default=300,
+        description="How often the user's orgs and roles are re-read from the provider; 0 on "
+        "every request",
+    )
     warm_cache: bool = Field(
         default=True,
         description="Keep sessions read in the last second in memory (redis store only); "
@@ -355,9 +442,19 @@ class SessionConfig(BaseModel):
 class AssertionConfig(BaseModel):
     model_config = MODEL_CONFIG
 
-    header: str = "X-Gateway-Assertion"
-    ttl: Duration = 60
-    signing_key_file: str | None = None
+    header: str = Field(
+        default="X-Gateway-Assertion",
+        description="The request header carrying the signed assertion JWT",
+    )
+    ttl: Duration = Field(
+        default=60, description="The assertion JWT's lifetime (exp - iat), 1s to 1h"
+    )
+    signing_key_file: str | None = Field(
+        default=None,
+        description="PEM file with the private key(s) that sign the assertion (EC P-256 or RSA >="
+        " 2048; the first signs, all are published); default: a key generated at "
+        "start (one process only)",
+    )
 
     @field_validator("header")
     @classmethod
@@ -385,9 +482,21 @@ DEFAULT_IDENTITY_HEADERS: dict[str, str] = {
 class IdentityConfig(BaseModel):
     model_config = MODEL_CONFIG
 
-    headers: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_IDENTITY_HEADERS))
-    assertion: AssertionConfig = Field(default_factory=AssertionConfig)
-    pass_access_token: bool = False
+    headers: dict[str, str] = Field(
+        default_factory=lambda: dict(DEFAULT_IDENTITY_HEADERS),
+        description="Identity headers set on every forwarded request: header name -> template "
+        "with {field}s (sub, username, name, email, orgs, org_roles, picture, route);"
+        " giving it replaces the default set",
+    )
+    assertion: AssertionConfig = Field(
+        default_factory=AssertionConfig,
+        description="The signed assertion JWT sent upstream (header, lifetime, signing key)",
+    )
+    pass_access_token: bool = Field(
+        default=False,
+        description="Send the user's provider access token upstream as X-Forwarded-Access-Token "
+        "(routes may override)",
+    )
     strip_headers: StrTuple = Field(
         default=(),
         description="More client headers to remove before forwarding, besides the gateway's "
@@ -465,15 +574,38 @@ PolicyRef = Annotated[
 class RouteConfig(BaseModel):
     model_config = MODEL_CONFIG
 
-    name: str
-    host: str | None = None
-    path: str = "/"
-    upstream: str
-    strip_prefix: bool = False
-    preserve_host: bool = True
-    policy: PolicyRef
-    public_paths: StrTuple = ()
-    websockets: bool = True
+    name: str = Field(
+        description="The route's name: 1-63 letters, digits, '.', '_' or '-', unique; the "
+        "assertion's aud and the {route} field",
+    )
+    host: str | None = Field(
+        default=None,
+        description="Host name or *.domain pattern this route serves; default: any host",
+    )
+    path: str = Field(
+        default="/", description="Path prefix this route serves, on segment boundaries"
+    )
+    upstream: str = Field(
+        description="Where requests go: http(s)://host[:port][/base] or unix:/absolute/path.sock"
+    )
+    strip_prefix: bool = Field(
+        default=False,
+        description="Remove path from the request path before forwarding (/grafana/d/x goes up as"
+        " /d/x)",
+    )
+    preserve_host: bool = Field(
+        default=True,
+        description="Forward the client's Host header; false sends the upstream's own host",
+    )
+    policy: PolicyRef = Field(
+        description="Who may use the route: a name from policies, authenticated, public, or an "
+        "inline policy",
+    )
+    public_paths: StrTuple = Field(
+        default=(),
+        description="Paths under this route that need no sign-in (compared before strip_prefix)",
+    )
+    websockets: bool = Field(default=True, description="Allow websocket upgrades (otherwise 403)")
     allowed_origins: StrTuple = Field(
         default=(),
         description="Other origins (scheme://host[:port], host may be *.domain) whose pages "
@@ -484,8 +616,15 @@ class RouteConfig(BaseModel):
         description="The upstream ignores letter case in paths (Express, ASP.NET, IIS): this "
         "route's path and public_paths then match ignoring case too",
     )
-    connect_timeout: Duration = 5
-    read_timeout: Duration = 60
+    connect_timeout: Duration = Field(
+        default=5,
+        description="Time allowed to open a connection to the upstream (504 when exceeded)",
+    )
+    read_timeout: Duration = Field(
+        default=60,
+        description="Longest silence on the upstream connection before a 504 or a cut connection;"
+        " 0 never times out",
+    )
     max_connections: int = Field(
         default=512,
         ge=1,
@@ -503,7 +642,10 @@ class RouteConfig(BaseModel):
         description="Idle upstream connections are closed after this; 0 never reuses one. "
         "Keep it below the upstream's own keep-alive (uvicorn and Node close after 5 s)",
     )
-    pass_access_token: bool | None = None
+    pass_access_token: bool | None = Field(
+        default=None,
+        description="Overrides identity.pass_access_token for this route (null: inherit)",
+    )
     cors_preflight: bool = Field(
         default=False,
         description="Let CORS preflights (OPTIONS with Origin and "
@@ -700,15 +842,37 @@ class GatewayConfig(BaseModel):
 
     model_config = MODEL_CONFIG
 
-    server: ServerConfig
-    provider: ProviderConfig
-    session: SessionConfig
-    identity: IdentityConfig = Field(default_factory=IdentityConfig)
-    policy_files: StrTuple = ()
-    policies: dict[str, Policy] = Field(default_factory=dict)
-    routes: tuple[RouteConfig, ...] = Field(min_length=1)
-    logging: LoggingConfig = Field(default_factory=LoggingConfig)
-    branding: BrandingConfig = Field(default_factory=BrandingConfig)
+    server: ServerConfig = Field(
+        description="The listener, the public origin, trusted proxies and workers"
+    )
+    provider: ProviderConfig = Field(
+        description="The OAuth / OIDC provider (Hugging Face by default) and the app's credentials"
+    )
+    session: SessionConfig = Field(
+        description="The session store, the secret, the cookie and session lifetimes"
+    )
+    identity: IdentityConfig = Field(
+        default_factory=IdentityConfig,
+        description="The identity headers and the signed assertion JWT sent upstream",
+    )
+    policy_files: StrTuple = Field(
+        default=(),
+        description="Globs (relative to this file) of files holding more policies: mappings",
+    )
+    policies: dict[str, Policy] = Field(
+        default_factory=dict, description="Named policies that routes refer to by name"
+    )
+    routes: tuple[RouteConfig, ...] = Field(
+        min_length=1,
+        description="Which host and path go to which upstream, under which policy (at least one)",
+    )
+    logging: LoggingConfig = Field(
+        default_factory=LoggingConfig, description="How the gateway writes its log"
+    )
+    branding: BrandingConfig = Field(
+        default_factory=BrandingConfig,
+        description="What the gateway's own pages say and look like",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -747,10 +911,17 @@ class GatewayConfig(BaseModel):
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
+JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+"""The dialect pydantic writes (``$defs``, ``prefixItems``), declared for editors."""
+
+
 def config_json_schema() -> dict[str, Any]:
     """JSON Schema of the YAML file, for editors (``hf-gateway schema``)."""
-    schema = GatewayConfig.model_json_schema(by_alias=True)
-    schema["title"] = "hf-gateway configuration"
+    schema = {
+        "$schema": JSON_SCHEMA_DIALECT,
+        **GatewayConfig.model_json_schema(by_alias=True),
+        "title": "hf-gateway configuration",
+    }
     _add_secret_file_keys(schema)
     return schema
 
