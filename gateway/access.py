@@ -72,7 +72,7 @@ class AccessControl:
     def __init__(self, config: GatewayConfig) -> None:
         self._table: RouteTable[RouteConfig] = RouteTable(config.routes)
         self._policies: dict[str, Policy] = {r.name: config.policy_for(r) for r in config.routes}
-        self._memo: dict[tuple[str, str, str, str, str], tuple[Identity | None, Access]] = {}
+        self._memo: dict[tuple[str, str, str, str, str, str], tuple[Identity | None, Access]] = {}
         self._routed: dict[tuple[str, str], Routed | None] = {}
         self._origins = OriginPolicy(
             config.server.public_url,
@@ -133,14 +133,18 @@ class AccessControl:
         host: str = "",
         *,
         fold: bool = False,
+        client_ip: str = "",
     ) -> Access:
-        """Judge one reading of a request matched to ``route``; ``path`` is its match path."""
+        """Judge one reading of a request matched to ``route``; ``path`` is its match path,
+        ``client_ip`` the client's address (for ``source_ip``; "" unknown: no match)."""
         compared = path.lower() if fold else path
         for index, public in enumerate(route.public_paths):
             if path_under(compared, public.lower() if fold else public):
                 reason = Reason(ReasonCode.PUBLIC, f"public_paths[{index}]", f"{public} is public")
                 return Access(route, Decision(True, (reason,)), public_path=True)
-        facts = RequestFacts(method=method.upper(), path=path, host=host)
+        facts = RequestFacts(
+            method=method.upper(), path=path, host=host, client_ip=client_ip, fold=fold
+        )
         return Access(route, evaluate(self.policy(route), identity, facts, now))
 
     def judge(
@@ -150,12 +154,20 @@ class AccessControl:
         identity: Identity | None,
         now: datetime,
         host: str = "",
+        client_ip: str = "",
     ) -> Access:
         """The decision every reading agrees to: the first refusal, else the route's own."""
         first: Access | None = None
         for reading in routed.readings:
             access = self.decide(
-                reading.route, reading.path, method, identity, now, host, fold=reading.fold
+                reading.route,
+                reading.path,
+                method,
+                identity,
+                now,
+                host,
+                fold=reading.fold,
+                client_ip=client_ip,
             )
             if not access.decision.allowed:
                 return Access(routed.route, access.decision)
@@ -171,20 +183,22 @@ class AccessControl:
         identity: Identity | None,
         now: datetime,
         host: str = "",
+        client_ip: str = "",
     ) -> Access:
         """``judge``, remembered per credential (session key or token hash, "" for
-        anonymous) and request facts while the identity is the same object.
+        anonymous) and request facts (route, path, method, host, client address) while the
+        identity is the same object.
 
         A decision is a pure function of the policy, the identity and the request facts
         (no criterion reads the time, see ``evaluate``); a revalidated or re-read session
         brings a new Identity object, and with it a fresh decision.
         """
-        key = (credential, routed.route.name, routed.forward, method, host)
+        key = (credential, routed.route.name, routed.forward, method, host, client_ip)
         entry = self._memo.get(key)
         if entry is not None and entry[0] is identity:
             return entry[1]
-        access = self.judge(routed, method, identity, now, host)
-        if len(host) + len(routed.forward) + len(method) <= MEMO_KEY_CHARS:
+        access = self.judge(routed, method, identity, now, host, client_ip)
+        if len(host) + len(routed.forward) + len(method) + len(client_ip) <= MEMO_KEY_CHARS:
             if len(self._memo) >= MEMO_ENTRIES:
                 self._memo.clear()
             self._memo[key] = (identity, access)

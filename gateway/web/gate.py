@@ -9,6 +9,7 @@ proxied request, a redirect, a 401/403, or a forward-auth answer.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -19,8 +20,8 @@ from gateway.config import RouteConfig
 from gateway.identity import Identity
 from gateway.logs import AuditOutcome, audit, audit_enabled, current_trace
 from gateway.metrics import count_decision
-from gateway.policy import Decision
-from gateway.web.caller import Caller, identify
+from gateway.policy import Decision, Reason, ReasonCode
+from gateway.web.caller import Caller, client_address, identify
 from gateway.web.context import GatewayContext
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -36,6 +37,9 @@ class Outcome(enum.Enum):
     """Allowed by the policy, refused because it carries a session from another site."""
     ANSWERED = "answered"
     """Identifying the caller already produced the answer (503, 429, invalid token)."""
+    PREFLIGHT = "preflight"
+    """A CORS preflight on a route with cors_preflight: let through unauthenticated; the
+    proxy forwards it without the client's cookies and Authorization."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +61,20 @@ class Asked:
     websocket: bool
     origin: str | None
     """The page origin the browser named (Origin, else Referer's), or None."""
+    client_ip: str | None = None
+    """The client's address for ``source_ip`` rules; None: read from the request (the peer,
+    or X-Forwarded-For from server.trusted_proxies, as everywhere in the gateway)."""
+
+
+def is_preflight(route: RouteConfig, method: str, headers: Mapping[str, str]) -> bool:
+    """A CORS preflight the route lets through: ``OPTIONS`` with ``Origin`` and
+    ``Access-Control-Request-Method``, on a route with ``cors_preflight: true``."""
+    return (
+        route.cors_preflight
+        and method == "OPTIONS"
+        and bool(headers.get("Origin"))
+        and bool(headers.get("Access-Control-Request-Method"))
+    )
 
 
 async def judge(request: web.Request, ctx: GatewayContext, routed: Routed, asked: Asked) -> Verdict:
@@ -64,10 +82,18 @@ async def judge(request: web.Request, ctx: GatewayContext, routed: Routed, asked
     carries. Counted in the decision metrics and written to the audit log."""
     route = routed.route
     now = datetime.fromtimestamp(ctx.clock(), UTC)
-    anonymous = ctx.access.decide_for("", routed, asked.method, None, now, asked.host)
-    if anonymous.decision.allowed:  # a public route or path: no identity is looked up
+    if is_preflight(route, asked.method, request.headers):
+        decision = Decision(True, (Reason(ReasonCode.PUBLIC, "cors_preflight", PREFLIGHT),))
+        count_decision(route.name, "allow", ReasonCode.PUBLIC.value)
+        _audit(route, "allow", decision, None)
+        return Verdict(Outcome.PREFLIGHT, Caller(None), Access(route, decision))
+    client_ip = asked.client_ip if asked.client_ip is not None else client_address(request, ctx)
+    anonymous = ctx.access.decide_for("", routed, asked.method, None, now, asked.host, client_ip)
+    if anonymous.decision.allowed:  # a public route or path: nobody needs to be identified
         count_decision(route.name, "allow", anonymous.decision.reasons[0].code.value)
         _audit(route, "allow", anonymous.decision, None)
+        if route.optional_sign_in:
+            return await _optionally_identified(request, ctx, asked, anonymous)
         return Verdict(Outcome.PUBLIC, Caller(None), anonymous)
     caller = await identify(request, ctx)
     if isinstance(caller, web.Response):
@@ -81,7 +107,7 @@ async def judge(request: web.Request, ctx: GatewayContext, routed: Routed, asked
     if trace is not None:  # who made the request, for the access line
         trace.user, trace.sub = identity.username, identity.sub
     access = ctx.access.decide_for(
-        caller.cache_key, routed, asked.method, identity, now, asked.host
+        caller.cache_key, routed, asked.method, identity, now, asked.host, client_ip
     )
     first_reason = access.decision.reasons[0].code.value if access.decision.reasons else ""
     if not access.decision.allowed:
@@ -93,6 +119,28 @@ async def judge(request: web.Request, ctx: GatewayContext, routed: Routed, asked
     if caller.session is not None and not same_site(ctx, route, asked):
         return Verdict(Outcome.CROSS_SITE, caller, access)
     return Verdict(Outcome.ALLOWED, caller, access)
+
+
+PREFLIGHT = "a CORS preflight, let through without sign-in (cors_preflight)"
+
+
+async def _optionally_identified(
+    request: web.Request, ctx: GatewayContext, asked: Asked, anonymous: Access
+) -> Verdict:
+    """A public request on a route with ``optional_sign_in``: who is calling, if a valid
+    session or token says so, else anonymous. Never a sign-in, never a refusal: a cookie
+    that is invalid or expired, a refused token or an unreachable store mean anonymous.
+    A session from another site on an unsafe method stays anonymous (no CSRF with the
+    user's name)."""
+    caller = await identify(request, ctx)
+    if isinstance(caller, web.Response) or caller.identity is None:
+        return Verdict(Outcome.PUBLIC, Caller(None), anonymous)
+    if caller.session is not None and not same_site(ctx, anonymous.route, asked):
+        return Verdict(Outcome.PUBLIC, Caller(None), anonymous)
+    trace = current_trace()
+    if trace is not None:
+        trace.user, trace.sub = caller.identity.username, caller.identity.sub
+    return Verdict(Outcome.ALLOWED, caller, anonymous)
 
 
 def _audit(

@@ -38,7 +38,7 @@ from gateway.routing import NormalPath, normalize_host, normalize_path, strip_pa
 from gateway.session.model import TOUCH_INTERVAL, SessionRecord
 from gateway.web import endpoints, responses, wellknown
 from gateway.web.bearer import ACCEPTED_TTL as TOKEN_RECHECK
-from gateway.web.caller import Caller
+from gateway.web.caller import Caller, client_address
 from gateway.web.context import CONTEXT, GATEWAY_PREFIX, GatewayContext
 from gateway.web.gate import UNSAFE_METHODS, Asked, Outcome, judge, passed_access_token
 from gateway.web.proxy import UpstreamError, forward_http, forward_websocket, is_websocket
@@ -51,6 +51,8 @@ GATEWAY_LABEL = "_gateway"
 UNROUTED_LABEL = "_unrouted"
 """The route label of requests no route serves (and of unreadable paths)."""
 WELL_KNOWN = "/.well-known/"
+CREDENTIAL_HEADERS = frozenset({"cookie", "authorization", "x-hf-authorization"})
+"""What a CORS preflight let through unauthenticated does not carry upstream."""
 
 
 async def handle(request: web.Request) -> web.StreamResponse:
@@ -137,6 +139,10 @@ async def _guarded(
     outcome = verdict.outcome
     if outcome is Outcome.PUBLIC:
         return await _forward(request, ctx, routed, path, query, verdict.caller, "")
+    if outcome is Outcome.PREFLIGHT:
+        return await _forward(
+            request, ctx, routed, path, query, verdict.caller, "", credentials=False
+        )
     if outcome is Outcome.ALLOWED:
         token = passed_access_token(ctx, routed.route, verdict.caller)
         return await _forward(request, ctx, routed, path, query, verdict.caller, token)
@@ -204,7 +210,11 @@ async def _forward(
     query: str,
     caller: Caller,
     access_token: str,
+    *,
+    credentials: bool = True,
 ) -> web.StreamResponse:
+    """``credentials=False`` (a CORS preflight let through unauthenticated): the client's
+    Cookie, Authorization and X-HF-Authorization headers stay with the gateway."""
     route = routed.route
     identity = caller.identity
     # A bearer token the gateway consumed is its own: it reaches the upstream only as
@@ -216,6 +226,8 @@ async def _forward(
         drop_cookies=ctx.gateway_cookies,
         owned_prefixes=ctx.identity_headers.owned_prefixes,
     )
+    if not credentials:
+        headers = [(k, v) for k, v in headers if k.lower() not in CREDENTIAL_HEADERS]
     if identity is None:
         headers.extend(ctx.upstream_identity.anonymous)
     else:
@@ -285,6 +297,7 @@ def _tunnel_opener(
 ) -> Callable[[Tunnel], Callable[[], None]]:
     """How a websocket tunnel registers itself, with the check that re-judges it."""
     host = normalize_host(request.host)
+    client_ip = client_address(request, ctx)
     loop = asyncio.get_running_loop()
 
     async def check(binding: Binding) -> Verdict:
@@ -302,7 +315,7 @@ def _tunnel_opener(
             identity = resolved.identity
             next_check = loop.time() + _seconds_to_next_change(ctx, resolved.session.record)
         now = datetime.fromtimestamp(ctx.clock(), UTC)
-        access = ctx.access.judge(routed, "GET", identity, now, host)
+        access = ctx.access.judge(routed, "GET", identity, now, host, client_ip)
         if not access.decision.allowed:
             codes = ",".join(r.code.value for r in access.decision.reasons)
             return Verdict(f"access was withdrawn ({codes})", 0.0)

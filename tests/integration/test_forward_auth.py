@@ -570,9 +570,7 @@ async def test_the_request_ingress_nginx_sends_is_judged(gateway: GatewayHarness
         pytest.param("/public/x", [], API, 200, id="public"),
         pytest.param("/x", [], API, 401, id="unauthenticated"),
         pytest.param("/x", [], BROWSER, 401, id="unauthenticated browser"),
-        pytest.param(
-            "/admin/x", [("Authorization", f"Bearer {ALICE_TOKEN}")], API, 200, id="allowed"
-        ),
+        pytest.param("/x", [("Authorization", f"Bearer {ALICE_TOKEN}")], API, 200, id="allowed"),
         pytest.param(
             "/x", [("Authorization", "Bearer hf_unknown_token")], API, 401, id="bad token"
         ),

@@ -62,3 +62,57 @@ async def test_a_rule_naming_token_roles_admits_the_read_token_of_a_writer(
     gateway = await start_gateway(_route(upstream, policy))
     assert (await call(f"{gateway.url}/api/echo", ALICE_READ, "POST"))[0] == 200
     assert (await call(f"{gateway.url}/api/echo", BOB_WRITE, "POST"))[0] == 403
+
+
+async def test_source_ip_admits_listed_networks_only(
+    start_gateway: StartGateway, upstream: str
+) -> None:
+    """The peer (127.0.0.1) is in 127.0.0.0/8, not in 192.0.2.0/24."""
+    policy = {"allow": [{"org": "acme", "source_ip": ["127.0.0.0/8"]}]}
+    gateway = await start_gateway(_route(upstream, policy))
+    assert (await call(f"{gateway.url}/api/echo", ALICE_READ))[0] == 200
+    policy = {"allow": [{"org": "acme", "source_ip": ["192.0.2.0/24"]}]}
+    other = await start_gateway(_route(upstream, policy))
+    status, body = await call(f"{other.url}/api/echo", ALICE_READ)
+    assert status == 403
+    assert "client address 127.0.0.1 is not in these networks" in str(body["reasons"])
+
+
+async def test_source_ip_reads_x_forwarded_for_only_from_trusted_proxies(
+    start_gateway: StartGateway, upstream: str
+) -> None:
+    forged = {"X-Forwarded-For": "192.0.2.7"}
+    policy = {"allow": [{"org": "acme", "source_ip": ["192.0.2.0/24"]}]}
+    untrusting = await start_gateway(_route(upstream, policy))
+    assert (await call(f"{untrusting.url}/api/echo", ALICE_READ, headers=forged))[0] == 403
+    trusting = await start_gateway(
+        {**_route(upstream, policy), "server": {"trusted_proxies": ["127.0.0.1/32"]}}
+    )
+    assert (await call(f"{trusting.url}/api/echo", ALICE_READ, headers=forged))[0] == 200
+    # The same decision is not remembered for another client address (memo key).
+    assert (
+        await call(
+            f"{trusting.url}/api/echo", ALICE_READ, headers={"X-Forwarded-For": "198.51.100.1"}
+        )
+    )[0] == 403
+
+
+async def test_email_lists_admit_the_verified_address_exactly(
+    start_gateway: StartGateway, upstream: str
+) -> None:
+    gateway = await start_gateway(_route(upstream, {"allow": [{"email": "ALICE@example.com"}]}))
+    assert (await call(f"{gateway.url}/api/echo", ALICE_READ))[0] == 200
+    assert (await call(f"{gateway.url}/api/echo", BOB_WRITE))[0] == 403
+
+
+async def test_path_inside_a_rule_admits_its_paths_only(
+    start_gateway: StartGateway, upstream: str
+) -> None:
+    policy = {"allow": [{"org": "acme", "path": "/api/echo/*/x"}]}
+    gateway = await start_gateway(_route(upstream, policy))
+    assert (await call(f"{gateway.url}/api/echo/v1/x", ALICE_READ))[0] == 200
+    status, body = await call(f"{gateway.url}/api/echo/v1/v2/x", ALICE_READ)
+    assert status == 403
+    assert "path /api/echo/v1/v2/x is not listed" in str(body["reasons"])
+    # Dot segments are resolved before the rule sees the path.
+    assert (await call(f"{gateway.url}/api/echo/v1/y/../x", ALICE_READ))[0] == 200
