@@ -7,6 +7,7 @@ running gateway uses, for an identity described on the command line.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import sys
 from datetime import UTC, datetime
@@ -57,6 +58,18 @@ def add_explain_parser(verbs: Any, config_default: str | None) -> None:
     explain.add_argument("--pro", action="store_true", help="the user has HF Pro")
     explain.add_argument("--token-role", help="HF access token role (read, write, fineGrained)")
     explain.add_argument("--method", default="GET", help="HTTP method (default GET)")
+    explain.add_argument(
+        "--source-ip",
+        default="",
+        metavar="ADDR",
+        help="the client's address, for source_ip rules (default: unknown, which no "
+        "source_ip rule admits)",
+    )
+    explain.add_argument(
+        "--preflight",
+        action="store_true",
+        help="a CORS preflight: OPTIONS with Origin and Access-Control-Request-Method",
+    )
     explain.add_argument("--json", action="store_true", help="machine-readable output")
     explain.set_defaults(handler=run_explain, usage_error=explain.error)
 
@@ -69,6 +82,7 @@ def run_explain(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     try:
         identity = _identity_from_args(args, config)
+        source_ip = _source_ip(args.source_ip)
     except ValueError as exc:
         print(f"explain: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -94,10 +108,29 @@ def run_explain(args: argparse.Namespace) -> int:
         _emit(None, None, False, [_reason("no_route", detail)], args)
         return EXIT_USAGE
     route = routed.route
-    access = control.judge(routed, args.method, identity, datetime.now(UTC), host)
+    method = "OPTIONS" if args.preflight else args.method.upper()
+    if args.preflight and route.cors_preflight:
+        reasons = [_reason("public", PREFLIGHT, "cors_preflight")]
+        _emit(route.name, route.upstream, True, reasons, args)
+        return EXIT_OK
+    access = control.judge(routed, method, identity, datetime.now(UTC), host, source_ip)
     reasons = [_reason(r.code.value, r.detail, r.rule, r.values) for r in access.decision.reasons]
     _emit(route.name, route.upstream, access.decision.allowed, reasons, args)
     return EXIT_OK if access.decision.allowed else EXIT_DENY
+
+
+PREFLIGHT = "a CORS preflight, let through without sign-in (cors_preflight)"
+"""As gateway/web/gate.py words it (not imported: explain needs no web stack)."""
+
+
+def _source_ip(text: str) -> str:
+    """The address as the gateway compares it; ValueError for a mistake."""
+    if not text:
+        return ""
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        raise ValueError(f"--source-ip {text!r} is not an IP address") from None
 
 
 def _reason(

@@ -81,3 +81,53 @@ def test_explain_token_role_any_judges_the_membership(
         ]
         == 1
     )
+
+
+@pytest.fixture
+def cookbook() -> Path:
+    return Path(__file__).resolve().parents[2] / "examples/policies/cookbook.yaml"
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "words"),
+    [
+        pytest.param(["/ops/", "--source-ip", "192.0.2.9"], 0, "matched", id="office address"),
+        pytest.param(
+            ["/ops/", "--source-ip", "198.51.100.1"],
+            1,
+            "client address 198.51.100.1 is not in these networks",
+            id="elsewhere",
+        ),
+        pytest.param(["/ops/"], 1, "client address unknown", id="no address given"),
+        pytest.param(["/ops/", "--source-ip", "nope"], 2, "not an IP address", id="bad address"),
+        pytest.param(["/review/", "--email", "Pat@partner.example"], 0, "matched", id="email"),
+        pytest.param(
+            ["/review/", "--email", "pat@eu.partner.example"],
+            1,
+            "email is not a verified address listed",
+            id="other email",
+        ),
+        pytest.param(["/board/x"], 0, "matched", id="path outside settings"),
+        pytest.param(
+            ["/board/settings/x"], 1, "the negated rule matched", id="settings need admin"
+        ),
+    ],
+)
+def test_explain_judges_source_ip_email_and_path(
+    cookbook: Path, capsys: pytest.CaptureFixture[str], args: list[str], code: int, words: str
+) -> None:
+    url, *rest = args
+    org = [] if url.startswith("/review") else ["--org", "acme:read"]
+    got, out = explain(cookbook, capsys, HOST + url, "--user", "pat", *org, *rest)
+    assert got == code, out
+    assert words in out
+
+
+def test_explain_lets_preflights_through_only_where_the_route_says(
+    cookbook: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out = explain(cookbook, capsys, f"{HOST}/api/data/x", "--preflight")
+    assert (code, "reason: public cors_preflight") == (0, out.splitlines()[2])
+    code, out = explain(cookbook, capsys, f"{HOST}/notebooks/", "--preflight")
+    assert code == 1
+    assert "reason: unauthenticated" in out
