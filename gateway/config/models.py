@@ -137,7 +137,7 @@ class ServerConfig(BaseModel):
                 ipaddress.ip_network(cidr, strict=False)
             except ValueError:
                 raise ValueError(f"{cidr!r} is not an IP address or CIDR") from None
-        return value
+        return _no_duplicates(value, _network)
 
     @field_validator("frame_ancestors")
     @classmethod
@@ -153,12 +153,12 @@ class ServerConfig(BaseModel):
                 or "*" in origin
             ):
                 raise ValueError(f"{origin!r} is not an origin: write scheme://host[:port]")
-        return tuple(o.lower() for o in value)
+        return _no_duplicates(tuple(o.lower().rstrip("/") for o in value))
 
     @field_validator("allowed_redirect_hosts")
     @classmethod
     def _redirect_hosts(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return tuple(_check_host_pattern(h) for h in value)
+        return _no_duplicates(tuple(_check_host_pattern(h) for h in value))
 
     @cached_property
     def public_scheme(self) -> str:
@@ -264,7 +264,7 @@ class ProviderConfig(BaseModel):
         bad = [s for s in value if not s or any(c.isspace() for c in s)]
         if bad:
             raise ValueError(f"invalid scope {bad[0]!r}")
-        return value
+        return _no_duplicates(value, str)
 
     @model_validator(mode="after")
     def _cimd_is_public(self) -> ProviderConfig:
@@ -743,7 +743,7 @@ class RouteConfig(BaseModel):
                     f"{origin!r} is not an origin: write scheme://host[:port] without a path, "
                     "e.g. https://notebooks.example.com"
                 )
-        return value
+        return _no_duplicates(value, lambda o: o.lower().rstrip("/"))
 
     @field_validator("public_paths")
     @classmethod
@@ -789,6 +789,22 @@ class RouteConfig(BaseModel):
         if parts.query or parts.fragment:
             raise ValueError("upstream must not have a query or fragment")
         return value.rstrip("/")
+
+
+def _no_duplicates(values: tuple[str, ...], key: Any = str.lower) -> tuple[str, ...]:
+    """Refuse an entry listed twice (compared by ``key``): the second can never add anything."""
+    seen: dict[Any, str] = {}
+    for value in values:
+        found = seen.get(key(value))
+        if found is not None:
+            same = "" if found == value else f" (also as {found})"
+            raise ValueError(f"{value} is listed twice{same}: remove one")
+        seen[key(value)] = value
+    return values
+
+
+def _network(cidr: str) -> Any:
+    return ipaddress.ip_network(cidr, strict=False)
 
 
 def _check_host_pattern(value: str) -> str:

@@ -49,6 +49,29 @@ REFUSED = [
         id="shadowed by a case-insensitive route",
     ),
     pytest.param(
+        _config(
+            server={
+                **minimal_raw_config()["server"],
+                "trusted_proxies": ["10.0.0.0/8", "10.0.0.1/8"],
+            }
+        ),
+        "server.trusted_proxies: 10.0.0.1/8 is listed twice (also as 10.0.0.0/8): remove one",
+        id="trusted proxy listed twice",
+    ),
+    pytest.param(
+        _config(provider={**minimal_raw_config()["provider"], "scopes": "openid email email"}),
+        "provider.scopes: email is listed twice: remove one",
+        id="scope listed twice",
+    ),
+    pytest.param(
+        _config(
+            [{"allowed_origins": ["https://portal.example.com", "https://PORTAL.example.com"]}]
+        ),
+        "routes[0].allowed_origins: https://PORTAL.example.com is listed twice (also as "
+        "https://portal.example.com): remove one",
+        id="allowed origin listed twice",
+    ),
+    pytest.param(
         _config([{"public_paths": ["/a", "/a/b"]}]),
         "routes[0].public_paths[1]: /a/b is already public under /a: remove this entry",
         id="public path covered by another",
@@ -192,6 +215,15 @@ ACCEPTED = [
         id="a case-insensitive route after a case-sensitive one still serves /X",
     ),
     pytest.param(_config([{"public_paths": ["/a", "/ab"]}]), id="public paths side by side"),
+    pytest.param(
+        _config(
+            server={
+                **minimal_raw_config()["server"],
+                "trusted_proxies": ["10.0.0.0/8", "10.1.0.0/16"],
+            }
+        ),
+        id="overlapping but different proxy networks",
+    ),
     pytest.param(_config(identity={"strip_headers": ["X-Corp-*", "X-Tenant"]}), id="strip family"),
     pytest.param(
         _config(
