@@ -37,9 +37,6 @@ class Outcome(enum.Enum):
     """Allowed by the policy, refused because it carries a session from another site."""
     ANSWERED = "answered"
     """Identifying the caller already produced the answer (503, 429, invalid token)."""
-    PREFLIGHT = "preflight"
-    """A CORS preflight on a route with cors_preflight: let through unauthenticated; the
-    proxy forwards it without the client's cookies and Authorization."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +46,10 @@ class Verdict:
     access: Access | None = None
     answer: web.Response | None = None
     """The answer identify produced (Outcome.ANSWERED only)."""
+    preflight: bool = False
+    """Outcome.PUBLIC for a CORS preflight on a route with cors_preflight: the proxy path
+    forwards it without the client's cookies and Authorization (forward-auth grants it
+    anonymous, like any public request)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +87,7 @@ async def judge(request: web.Request, ctx: GatewayContext, routed: Routed, asked
         decision = Decision(True, (Reason(ReasonCode.PUBLIC, "cors_preflight", PREFLIGHT),))
         count_decision(route.name, "allow", ReasonCode.PUBLIC.value)
         _audit(route, "allow", decision, None)
-        return Verdict(Outcome.PREFLIGHT, Caller(None), Access(route, decision))
+        return Verdict(Outcome.PUBLIC, Caller(None), Access(route, decision), preflight=True)
     client_ip = asked.client_ip if asked.client_ip is not None else client_address(request, ctx)
     anonymous = ctx.access.decide_for("", routed, asked.method, None, now, asked.host, client_ip)
     if anonymous.decision.allowed:  # a public route or path: nobody needs to be identified

@@ -138,10 +138,8 @@ async def _guarded(
     verdict = await judge(request, ctx, routed, asked)
     outcome = verdict.outcome
     if outcome is Outcome.PUBLIC:
-        return await _forward(request, ctx, routed, path, query, verdict.caller, "")
-    if outcome is Outcome.PREFLIGHT:
         return await _forward(
-            request, ctx, routed, path, query, verdict.caller, "", credentials=False
+            request, ctx, routed, path, query, verdict.caller, "", credentials=not verdict.preflight
         )
     if outcome is Outcome.ALLOWED:
         token = passed_access_token(ctx, routed.route, verdict.caller)

@@ -8,6 +8,7 @@ from typing import Any
 import aiohttp
 
 from tests.integration.conftest import StartGateway
+from tests.support.raw_http import raw_request
 
 PREFLIGHT = {"Origin": "https://app.example", "Access-Control-Request-Method": "POST"}
 CREDENTIALS = {"Cookie": "hf_gateway=x; theme=dark", "Authorization": "Basic dXNlcjpwdw=="}
@@ -59,3 +60,38 @@ async def test_an_options_request_that_is_not_a_preflight_needs_sign_in(
             f"{gateway.url}/api/echo", headers={**PREFLIGHT, "Accept": "application/json"}
         ) as r:
             assert r.status == 401
+
+
+async def test_forward_auth_grants_a_preflight_only_on_a_cors_preflight_route(
+    start_gateway: StartGateway, upstream: str
+) -> None:
+    """The front proxy asks /_gateway/auth about the preflight: 200 anonymous where the
+    route lets preflights through, 401 where it does not."""
+    routes = {
+        "routes": [
+            {
+                "name": "api",
+                "path": "/api",
+                "upstream": upstream,
+                "policy": "authenticated",
+                "cors_preflight": True,
+            },
+            {"name": "app", "path": "/", "upstream": upstream, "policy": "authenticated"},
+        ],
+        "server": {"trusted_proxies": ["127.0.0.1/32"]},
+    }
+    gateway = await start_gateway(routes)
+
+    async def ask(uri: str) -> int:
+        sent = [
+            ("X-Forwarded-Method", "OPTIONS"),
+            ("X-Forwarded-Proto", "http"),
+            ("X-Forwarded-Host", f"127.0.0.1:{gateway.port}"),
+            ("X-Forwarded-Uri", uri),
+            *PREFLIGHT.items(),
+            ("Accept", "application/json"),
+        ]
+        return (await raw_request(gateway.port, "/_gateway/auth", sent)).status
+
+    assert await ask("/api/items") == 200
+    assert await ask("/items") == 401
