@@ -18,6 +18,7 @@ from gateway.connect_check import (
 )
 from gateway.devtools.fake_hf import FakeHF
 from tests.support.redis_server import RedisServer, free_port
+from tests.support.redis_topology import MASTER_NAME, SentinelTopology
 from tests.unit.conftest import minimal_raw_config
 
 PASSWORD = "s3cret-redis-pass"  # noqa: S105 - a test value that must never be printed
@@ -123,3 +124,26 @@ def test_redact_url_hides_only_the_password() -> None:
         == "rediss://app:***@r.example:6380/2"
     )
     assert redact_url("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
+
+
+async def test_sentinel_is_asked_for_the_master_which_then_answers(fake_hf: FakeHF) -> None:
+    """redis_sentinel: the check goes the store's way (Sentinel, then the master); its twin
+    names a master the Sentinels do not know and fails."""
+    assert fake_hf.issuer is not None
+    topology = SentinelTopology().start()
+    try:
+        sentinel = {"master": MASTER_NAME, "nodes": topology.nodes}
+        config = _config(fake_hf.issuer, store="redis", redis_sentinel=sentinel)
+        results = _by_name(await check_connections(config))
+        assert results["redis"].ok, results["redis"]
+        assert results["redis"].detail == (
+            f"PING answered at master {MASTER_NAME} via Sentinel {', '.join(topology.nodes)}"
+        )
+        unknown = _config(
+            fake_hf.issuer, store="redis", redis_sentinel={**sentinel, "master": "nobody"}
+        )
+        results = _by_name(await check_connections(unknown, timeout=3.0))
+        assert not results["redis"].ok
+        assert results["redis"].detail.startswith("master nobody via Sentinel ")
+    finally:
+        topology.cleanup()
