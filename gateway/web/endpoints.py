@@ -86,7 +86,7 @@ async def whoami(request: web.Request, ctx: GatewayContext) -> web.StreamRespons
         static_prefix=STATIC_PREFIX,
         sign_out_url=f"{GATEWAY_PREFIX}/logout",
         json_url=f"{GATEWAY_PREFIX}/userinfo",
-        switch_account=responses.switch_account(ctx, WHOAMI_PATH),
+        switch_account=responses.switch_account(ctx, WHOAMI_PATH, link_whoami=False),
         brand=look,
     )
     return responses.html_page(

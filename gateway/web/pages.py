@@ -254,6 +254,8 @@ class SwitchAccount:
     action: str
     provider_name: str = "Hugging Face"
     provider_url: str | None = "https://huggingface.co"
+    whoami_url: str | None = None
+    """"Who am I", linked from a 403 (the account's orgs and roles as the gateway sees them)."""
 
 
 def render_error(
@@ -453,10 +455,16 @@ def render_redirect(*, target: str, static_prefix: str, brand: Brand = DEFAULT_B
 
 def _switch_account(username: str, switch: SwitchAccount, new_tab: bool) -> str:
     form = _POST_BUTTON.substitute(action=_url(switch.action), label="Switch account")
+    whoami = ""
+    if switch.whoami_url:
+        whoami = (
+            f'  <p class="card__note"><a class="text-link" href="{_url(switch.whoami_url)}">'
+            "What this site sees of your account</a></p>\n"
+        )
     return (
         '  <div class="identity">\n'
         f"  <p>Signed in as <strong>{_esc(username)}</strong>. Wrong account?</p>\n"
-        f"{form}{_provider_note(switch, new_tab)}  </div>\n"
+        f"{form}{_provider_note(switch, new_tab)}{whoami}  </div>\n"
     )
 
 

@@ -381,7 +381,9 @@ def denied(
     )
 
 
-def switch_account(ctx: GatewayContext, target: str) -> pages.SwitchAccount:
+def switch_account(
+    ctx: GatewayContext, target: str, *, link_whoami: bool = True
+) -> pages.SwitchAccount:
     """Sign out here, then land on the sign-in page for ``target``; and where to sign out
     of the provider (HF has no sign-out link a page can use: its logout is a POST)."""
     back = f"{GATEWAY_PREFIX}/sign_in?{urlencode({'rd': target})}"
@@ -389,9 +391,9 @@ def switch_account(ctx: GatewayContext, target: str) -> pages.SwitchAccount:
     provider = ctx.config.provider
     parts = urlsplit(provider.issuer)
     home = f"{parts.scheme}://{parts.netloc}" if parts.scheme in ("http", "https") else None
-    if provider.kind == "huggingface":
-        return pages.SwitchAccount(action, "Hugging Face", home)
-    return pages.SwitchAccount(action, "your identity provider", home)
+    whoami = f"{GATEWAY_PREFIX}/whoami" if link_whoami else None
+    name = "Hugging Face" if provider.kind == "huggingface" else "your identity provider"
+    return pages.SwitchAccount(action, name, home, whoami)
 
 
 _CRITERIA = {

@@ -23,6 +23,11 @@ async def test_robots_txt_is_answered_instead_of_a_sign_in_redirect(
                 assert r.status == 200
                 assert r.content_type == "text/plain"
                 assert await r.text() == "User-agent: *\nDisallow: /\n"
+        # Only a read: a POST asks for sign-in as any other request.
+        async with http.post(f"{gateway.url}/robots.txt", headers=API) as r:
+            assert r.status == 401
+        async with http.head(f"{gateway.url}/robots.txt", headers=BROWSER) as r:
+            assert r.status == 200
         # Any other protected path still asks for sign-in.
         async with http.get(f"{gateway.url}/x.txt", headers=BROWSER, allow_redirects=False) as r:
             assert r.status == 302
@@ -112,6 +117,7 @@ async def test_a_403_says_whom_to_ask_and_offers_to_switch_account(
     assert 'href="mailto:it-help@acme.test"' in page
     assert "but Acme Tools does not let this account in" in page
     assert "Switch account" in page
+    assert 'href="/_gateway/whoami">What this site sees of your account' in page
     assert "%2F_gateway%2Fsign_in%3Frd%3D%252Fadmin%252F" in page  # back to sign-in for /admin/
     # Rule paths only in the administrators' disclosure, once each.
     head, _, disclosure = page.partition("<details")

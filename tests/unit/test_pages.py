@@ -670,6 +670,10 @@ def test_switch_account_signs_out_and_says_hf_may_need_a_sign_out_too() -> None:
     assert "sign out on Hugging Face first" in text
     assert doc.controls()["Hugging Face"].attrs["href"] == "https://huggingface.co"
     assert "Sign out" not in doc.controls(), "no sign_out_url, no plain sign-out"
+    assert "What this site sees of your account" not in doc.controls()
+    linked = pages.SwitchAccount(SWITCH.action, whoami_url="/_gateway/whoami")
+    controls = Document(error(username="bob", switch_account=linked)).controls()
+    assert controls["What this site sees of your account"].attrs["href"] == "/_gateway/whoami"
 
 
 def test_without_switch_account_the_page_offers_the_plain_sign_out() -> None:
