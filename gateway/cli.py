@@ -74,6 +74,11 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument(
         "-c", "--config", metavar="FILE", help="path to gateway.yaml (default: HF_GATEWAY_CONFIG)"
     )
+    check.add_argument(
+        "--connect",
+        action="store_true",
+        help="also try the session store's Redis and the provider's discovery (exit 1 on FAIL)",
+    )
     check.set_defaults(handler=_check_config, usage_error=check.error)
 
     health = verbs.add_parser(
@@ -362,7 +367,19 @@ def _check_config(args: argparse.Namespace) -> int:
         f"{path}: ok ({len(config.routes)} routes, "
         f"{len(config.policies)} policies, store {config.session.store})"
     )
+    if args.connect:
+        return _connect_check(config)
     return EXIT_OK
+
+
+def _connect_check(config: GatewayConfig) -> int:
+    """check-config --connect: one line per check (gateway.connect_check); any FAIL is 1."""
+    from gateway.connect_check import check_connections, format_results
+
+    results = asyncio.run(check_connections(config))
+    for line in format_results(results):
+        print(line)
+    return EXIT_OK if all(result.ok for result in results) else EXIT_DENY
 
 
 def _schema(args: argparse.Namespace) -> int:
