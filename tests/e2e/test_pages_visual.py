@@ -170,11 +170,12 @@ async def test_the_sign_in_page_and_its_hf_button(
     await page.context.close()
 
 
+@pytest.mark.parametrize("viewport", list(VIEWPORTS))
 @pytest.mark.parametrize("scheme", SCHEMES)
 async def test_the_403_page_tells_bob_what_to_do(
-    browser: Browser, gateway: GatewayHarness, scheme: str, tmp_path: Path
+    browser: Browser, gateway: GatewayHarness, scheme: str, viewport: str, tmp_path: Path
 ) -> None:
-    page = await open_page(browser, gateway, scheme, "desktop", "bob")
+    page = await open_page(browser, gateway, scheme, viewport, "bob")
     response = await page.goto(f"{gateway.url}/admin/")
     assert response is not None and response.status == 403
     assert await page.get_by_role("link", name="it-help@acme.test").is_visible()
@@ -184,23 +185,24 @@ async def test_the_403_page_tells_bob_what_to_do(
     assert not await page.get_by_text("allow[0]", exact=False).first.is_visible()
     await page.get_by_text("Details for the site's administrators").click()
     assert await page.get_by_text("allow[0]", exact=False).first.is_visible()
-    await check_page(page, tmp_path / f"403-{scheme}.png", "desktop")
+    await check_page(page, tmp_path / f"403-{scheme}-{viewport}.png", viewport)
     # Switch account: signed out, then on the sign-in page for /admin/.
     await page.get_by_role("button", name="Switch account").click()
     await page.wait_for_url(f"{gateway.url}/_gateway/sign_in?rd=%2Fadmin%2F")
     await page.context.close()
 
 
+@pytest.mark.parametrize("viewport", list(VIEWPORTS))
 @pytest.mark.parametrize("scheme", SCHEMES)
 async def test_the_whoami_page(
-    browser: Browser, gateway: GatewayHarness, scheme: str, tmp_path: Path
+    browser: Browser, gateway: GatewayHarness, scheme: str, viewport: str, tmp_path: Path
 ) -> None:
-    page = await open_page(browser, gateway, scheme, "desktop", "alice")
+    page = await open_page(browser, gateway, scheme, viewport, "alice")
     assert await page.get_by_role("heading", name="Who am I").is_visible()
     assert await page.get_by_role("list", name="Organizations").get_by_text("acme").is_visible()
     sign_out = page.get_by_role("button", name="Sign out")
     assert await sign_out.is_visible()
-    await check_page(page, tmp_path / f"whoami-{scheme}.png", "desktop")
+    await check_page(page, tmp_path / f"whoami-{scheme}-{viewport}.png", viewport)
     await sign_out.click()
     await page.goto(f"{gateway.url}/_gateway/whoami")
     assert "/_gateway/sign_in" in page.url, "signed out: whoami asks to sign in"

@@ -7,6 +7,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from tests.integration.conftest import StartGateway
 from tests.support.harness import API, BROWSER, GatewayHarness
+from tests.support.raw_http import raw_request
 from tests.support.redis_server import free_port
 
 CONTACT = {"branding": {"support_contact": "it-help@acme.test", "app_name": "Acme Tools"}}
@@ -62,6 +63,18 @@ async def test_no_answer_names_python_or_aiohttp(gateway: GatewayHarness) -> Non
             async with http.get(f"{gateway.url}{path}", allow_redirects=False) as r:
                 server = r.headers.get("Server", "")
                 assert server == "hf-gateway", (path, server)
+
+
+async def test_a_request_the_parser_refuses_names_no_version_either(
+    gateway: GatewayHarness,
+) -> None:
+    """aiohttp's own answer to a malformed request (hardening.py) says hf-gateway too."""
+    refused = await raw_request(gateway.port, "/x", [("X-Bad\x00Name", "1")])
+    assert refused.status == 400
+    assert refused.header("Server") == "hf-gateway"
+    fine = await raw_request(gateway.port, "/_gateway/healthz")
+    assert fine.status == 200
+    assert fine.header("Server") == "hf-gateway"
 
 
 async def test_whoami_shows_the_signed_in_account(gateway: GatewayHarness) -> None:
