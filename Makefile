@@ -32,17 +32,17 @@ $(DEMO_STAMP): pyproject.toml
 demo: $(DEMO_STAMP)
 	$(DEMO_VENV)/bin/hf-gateway demo --port $(DEMO_PORT)
 
-## lint: ruff (lint + format check), mypy strict on gateway/ and hf_gateway_client/, import layering, hadolint
+## lint: ruff (lint + format check), mypy strict on gateway/, hf_gateway/ and hf_gateway_client/, import layering, hadolint
 lint: $(STAMP)
-	$(VENV)/bin/ruff check gateway hf_gateway_client tests benchmarks
-	$(VENV)/bin/ruff format --check gateway hf_gateway_client tests benchmarks
+	$(VENV)/bin/ruff check gateway hf_gateway hf_gateway_client tests benchmarks
+	$(VENV)/bin/ruff format --check gateway hf_gateway hf_gateway_client tests benchmarks
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/hadolint Dockerfile
 
 format: $(STAMP)
-	$(VENV)/bin/ruff format gateway hf_gateway_client tests benchmarks
-	$(VENV)/bin/ruff check --fix gateway hf_gateway_client tests benchmarks
+	$(VENV)/bin/ruff format gateway hf_gateway hf_gateway_client tests benchmarks
+	$(VENV)/bin/ruff check --fix gateway hf_gateway hf_gateway_client tests benchmarks
 
 ## check-examples: every example config validates
 check-examples: $(STAMP)
