@@ -18,7 +18,7 @@ def _routes(upstream: str, **extra: Any) -> dict[str, Any]:
 
 
 def _user(body: Any) -> str:
-    return {k.lower(): v for k, v in body["headers"]}.get("x-forwarded-user", "")
+    return str({k.lower(): v for k, v in body["headers"]}.get("x-forwarded-user", ""))
 
 
 async def test_a_signed_in_reader_is_named_and_an_anonymous_one_passes(

@@ -909,7 +909,7 @@ def test_rules_are_frozen_and_read_one_string_as_a_list() -> None:
     assert Rule.model_validate({"user": "alice"}) == Rule.model_validate({"user": ["alice"]})
     rule = Rule.model_validate({"user": "alice"})
     with pytest.raises(ValueError, match="frozen"):
-        rule.user = ("mallory",)  # type: ignore[misc]
+        rule.user = ("mallory",)
 
 
 # --------------------------------------------------------------------------- properties
