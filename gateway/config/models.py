@@ -530,6 +530,16 @@ class IdentityConfig(BaseModel):
         for name, template in value.items():
             check_header_name(name)
             key = name.lower().replace("_", "-")  # how the gateway compares header names
+            if key in HOP_BY_HOP or key in FRAMING or key == "proxy-connection":
+                raise ValueError(
+                    f"{name} describes the connection or the body, not a user: "
+                    "use a name such as X-Forwarded-User"
+                )
+            if key == "x-request-id" or key.startswith("sec-websocket-"):
+                raise ValueError(
+                    f"{name} is the gateway's own (request id, websocket handshake): "
+                    "use a name such as X-Forwarded-User"
+                )
             if key in seen:
                 raise ValueError(f"{name} is listed twice (also as {seen[key]})")
             seen[key] = name

@@ -98,6 +98,17 @@ REFUSED = [
         id="strip_headers of a header never forwarded",
     ),
     pytest.param(
+        _config(identity={"headers": {"X-Request-Id": "{sub}"}}),
+        "identity.headers: X-Request-Id is the gateway's own (request id, websocket "
+        "handshake): use a name such as X-Forwarded-User",
+        id="identity header that the gateway sends itself",
+    ),
+    pytest.param(
+        _config(identity={"headers": {"Expect": "{sub}"}}),
+        "identity.headers: Expect describes the connection or the body, not a user",
+        id="identity header that frames the body",
+    ),
+    pytest.param(
         _config([{"set_headers": {"X Team": "ml"}}]),
         "routes[0].set_headers: 'X Team' is not a header name: use 'X-Team'",
         id="set_headers invalid name",
