@@ -95,8 +95,8 @@ class RedisServer:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                log = (self.dir / "server.log").read_text(errors="replace")[-2000:]
-                raise RuntimeError(f"redis-server on port {self.port} exited:\n{log}")
+                tail = (self.dir / "server.log").read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"redis-server on port {self.port} exited:\n{tail}")
             if _answers_ping(self.port):
                 return self
             time.sleep(0.05)
