@@ -57,8 +57,11 @@ def parse_config(raw: Any, *, policy_sources: Mapping[str, str] | None = None) -
         if key in raw or key not in _OPTIONAL_SECTIONS:
             sections[key] = _validate(model, raw.get(key), key, problems)
     sources = policy_sources or {}
-    policies = _parse_policies(raw.get("policies"), sources, problems)
-    routes = _parse_routes(raw.get("routes"), problems)
+    # Rule checks of HF names and scopes apply to Hugging Face only: a generic OIDC
+    # provider's usernames may be email addresses and its groups may hold '/'.
+    context = {"provider_kind": _provider_kind(raw.get("provider"), sections.get("provider"))}
+    policies = _parse_policies(raw.get("policies"), sources, problems, context)
+    routes = _parse_routes(raw.get("routes"), problems, context)
     policy_files = _parse_policy_files(raw.get("policy_files"), problems)
     problems.extend(_check_route_names(raw.get("routes"), raw.get("policies")))
     problems.extend(_cross_checks(sections, routes))
@@ -86,7 +89,17 @@ def _parse_policy_files(raw: Any, problems: list[str]) -> tuple[str, ...]:
     return tuple(globs)
 
 
-def _parse_policies(raw: Any, sources: Mapping[str, str], problems: list[str]) -> dict[str, Policy]:
+def _provider_kind(raw: Any, provider: Any) -> str:
+    """The provider kind rules are checked for (huggingface unless the section says oidc)."""
+    kind = getattr(provider, "kind", None)
+    if kind is None and isinstance(raw, Mapping):
+        kind = raw.get("kind")
+    return kind if isinstance(kind, str) else "huggingface"
+
+
+def _parse_policies(
+    raw: Any, sources: Mapping[str, str], problems: list[str], context: dict[str, Any]
+) -> dict[str, Policy]:
     if raw is None:
         return {}
     if not isinstance(raw, Mapping):
@@ -98,31 +111,41 @@ def _parse_policies(raw: Any, sources: Mapping[str, str], problems: list[str]) -
         if name in BUILTIN_POLICIES:
             problems.append(f"{where}policies.{name}: '{name}' is a built-in policy name")
             continue
-        policy = _validate(Policy, value, f"policies.{name}", problems, prefix=where)
+        policy = _validate(
+            Policy, value, f"policies.{name}", problems, prefix=where, context=context
+        )
         if policy is not None:
             policies[str(name)] = policy
     return policies
 
 
-def _parse_routes(raw: Any, problems: list[str]) -> list[RouteConfig]:
+def _parse_routes(raw: Any, problems: list[str], context: dict[str, Any]) -> list[RouteConfig]:
     if raw is None or (isinstance(raw, list) and not raw):
         problems.append("routes: at least one route is required")
         return []
     if not isinstance(raw, list):
         problems.append("routes: must be a list of routes")
         return []
-    routes = [_validate(RouteConfig, item, f"routes[{i}]", problems) for i, item in enumerate(raw)]
+    routes = [
+        _validate(RouteConfig, item, f"routes[{i}]", problems, context=context)
+        for i, item in enumerate(raw)
+    ]
     return [r for r in routes if r is not None]
 
 
 def _validate(
-    model: type[M], value: Any, path: str, problems: list[str], prefix: str = ""
+    model: type[M],
+    value: Any,
+    path: str,
+    problems: list[str],
+    prefix: str = "",
+    context: dict[str, Any] | None = None,
 ) -> M | None:
     if value is None:
         problems.append(f"{prefix}{path}: is required")
         return None
     try:
-        return model.model_validate(value)
+        return model.model_validate(value, context=context)
     except ValidationError as exc:
         problems.extend(prefix + line for line in format_validation_error(exc, path))
         return None

@@ -1277,3 +1277,28 @@ def test_the_schema_knows_the_secret_file_variants() -> None:
     assert "client_secret_file" in defs["ProviderConfig"]["properties"]
     assert {"secret_file", "redis_url_file"} <= set(defs["SessionConfig"]["properties"])
     assert "secret" not in defs["SessionConfig"].get("required", [])
+
+
+def test_hf_name_checks_apply_to_hugging_face_only() -> None:
+    """An email as `user` is refused for Hugging Face (usernames cannot hold '@'), in a named
+    policy and in a route's inline one; a generic OIDC provider's usernames may be emails."""
+    policy = {"allow": {"user": "alice@example.com"}}
+    raw = {
+        "server": {"public_url": "http://127.0.0.1:8080"},
+        "provider": {"client_id": "x", "client_secret": "y"},
+        "session": {"secret": "s" * 32},
+        "policies": {"p": policy},
+        "routes": [
+            {"name": "a", "upstream": "http://127.0.0.1:9000", "policy": policy},
+            {"name": "b", "path": "/b", "upstream": "http://127.0.0.1:9000", "policy": "p"},
+        ],
+    }
+    with pytest.raises(ConfigError) as refused:
+        parse_config(raw)
+    assert sorted(p.split(":")[0] for p in refused.value.problems) == [
+        "policies.p.allow[0].user",
+        "routes[0].policy.allow[0].user",
+    ]
+    oidc = {**raw["provider"], "kind": "oidc", "issuer": "https://idp.example.com"}
+    config = parse_config({**raw, "provider": oidc})
+    assert config.policies["p"].allow[0].user == ("alice@example.com",)
