@@ -316,3 +316,51 @@ def test_login_without_url_or_config_is_a_usage_error(
         main(["login"])
     assert stopped.value.code == 2
     assert "give URL, -c FILE or set HF_GATEWAY_CONFIG" in capsys.readouterr().err
+
+
+async def test_login_takes_the_gateway_url_from_dash_c(tmp_path: Path) -> None:
+    """login -c FILE asks the gateway at server.public_url (here a stand-in that knows no
+    device app, so login then asks for --client-id: exit 2 without leaving the machine)."""
+    from aiohttp import web
+
+    seen: list[str] = []
+
+    async def record(request: web.Request) -> web.Response:
+        seen.append(request.path)
+        return web.Response(status=404)
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", record)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        config = write_yaml(
+            tmp_path / "gateway.yaml",
+            minimal_raw_config(server={"public_url": f"http://127.0.0.1:{port}"}),
+        )
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HF_GATEWAY_")}
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "gateway",
+            "login",
+            "-c",
+            str(config),
+            "--issuer",
+            f"http://127.0.0.1:{port}",
+            "--token-file",
+            str(tmp_path / "tokens.json"),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+            cwd=REPO,
+        )
+        out, err = await asyncio.wait_for(process.communicate(), 30)
+    finally:
+        await runner.cleanup()
+    assert process.returncode == 2, err.decode()
+    assert "/_gateway/device" in seen
+    assert "--client-id" in err.decode()
