@@ -71,6 +71,7 @@ test: $(STAMP) system-deps lint check-examples check-deploy
 docs: $(STAMP)
 	$(PY) scripts/security_cases.py --write
 	$(PY) scripts/metrics_reference.py --write
+	$(PY) scripts/config_reference.py --write
 
 ## bench: throughput, latency, streaming and RSS against nginx and bare aiohttp.web (docs/benchmarks.md)
 bench: $(STAMP)

@@ -6,7 +6,9 @@ mistake never shows a traceback.
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -521,3 +523,22 @@ def test_an_unusable_signing_key_is_a_config_error_not_a_traceback(
     assert code == 2
     assert "identity.assertion.signing_key_file: " in err
     assert "Traceback" not in out + err
+
+
+def test_a_reader_that_leaves_early_is_no_traceback() -> None:
+    """`hf-gateway schema | head -c1` gets its byte, nothing lands on stderr and the exit is
+    141 as for a shell's SIGPIPE; the whole schema through a reader that stays is valid JSON
+    (its twin)."""
+    command = [sys.executable, "-m", "gateway", "schema"]
+    read_end, write_end = os.pipe()
+    # A one-page pipe, so the schema (about 45 KB) cannot fit before the reader leaves.
+    fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, 4096)
+    early = subprocess.Popen(command, stdout=write_end, stderr=subprocess.PIPE)
+    os.close(write_end)
+    assert os.read(read_end, 1) == b"{"
+    os.close(read_end)  # the reader leaves, as head does
+    _, stderr = early.communicate(timeout=30)
+    assert early.returncode == 141
+    assert stderr == b""
+    whole = subprocess.run(command, capture_output=True, timeout=30, check=True)
+    assert json.loads(whole.stdout)["title"] == "hf-gateway configuration"

@@ -37,15 +37,6 @@ EXIT = re.compile(r"^\[exit (?P<code>\d+)\]$")
 ASSIGNMENT = re.compile(r"^[A-Z_][A-Z0-9_]*=")
 SECRET_ENV = ("OAUTH_", "GATEWAY_SECRET", "HF_GATEWAY_", "HF_TOKEN", "REDIS_URL")
 
-# Transcripts in docs this suite's owner cannot edit yet; each should carry the marker.
-# (file, first command) -> why it cannot run offline.
-NOT_RUN_YET = {
-    (
-        "docs/clients.md",
-        "hf-gateway login https://tools.example.com --client-id 5c1e...   # or "
-        "HF_GATEWAY_CLIENT_ID",
-    ): "needs a real Hugging Face and a person approving the device code",
-}
 
 
 @dataclass(frozen=True)
@@ -106,8 +97,6 @@ def transcripts() -> list[Transcript]:
             steps = _steps(block["body"])
             name = str(doc.relative_to(REPO))
             reason = marker["reason"] if marker else None
-            if reason is None and steps:
-                reason = NOT_RUN_YET.get((name, steps[0].command))
             found.append(Transcript(name, line, steps, reason))
     return found
 
