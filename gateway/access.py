@@ -12,7 +12,7 @@ from datetime import datetime
 
 from gateway.config import GatewayConfig, RouteConfig
 from gateway.identity import Identity
-from gateway.policy import Decision, Policy, Reason, ReasonCode, RequestFacts, evaluate
+from gateway.policy import Decision, Policy, Reason, ReasonCode, RequestFacts, Rule, evaluate
 from gateway.routing import (
     NormalPath,
     Origin,
@@ -72,6 +72,11 @@ class AccessControl:
     def __init__(self, config: GatewayConfig) -> None:
         self._table: RouteTable[RouteConfig] = RouteTable(config.routes)
         self._policies: dict[str, Policy] = {r.name: config.policy_for(r) for r in config.routes}
+        # Routes whose policy reads the client address: only their memo entries are keyed by
+        # it, so a public page seen from many addresses stays one entry.
+        self._reads_client_ip: frozenset[str] = frozenset(
+            name for name, policy in self._policies.items() if _reads_client_ip(policy)
+        )
         self._memo: dict[tuple[str, str, str, str, str, str], tuple[Identity | None, Access]] = {}
         self._routed: dict[tuple[str, str], Routed | None] = {}
         self._origins = OriginPolicy(
@@ -193,6 +198,8 @@ class AccessControl:
         (no criterion reads the time, see ``evaluate``); a revalidated or re-read session
         brings a new Identity object, and with it a fresh decision.
         """
+        if routed.route.name not in self._reads_client_ip:
+            client_ip = ""  # no rule reads it: the decision is the same for every address
         key = (credential, routed.route.name, routed.forward, method, host, client_ip)
         entry = self._memo.get(key)
         if entry is not None and entry[0] is identity:
@@ -203,3 +210,13 @@ class AccessControl:
                 self._memo.clear()
             self._memo[key] = (identity, access)
         return access
+
+
+def _reads_client_ip(policy: Policy) -> bool:
+    """Whether any rule of ``policy`` (combinators included) has a ``source_ip`` criterion."""
+
+    def reads(rule: Rule) -> bool:
+        nested = (*(rule.any_ or ()), *(rule.all_ or ()), *((rule.not_,) if rule.not_ else ()))
+        return rule.source_ip is not None or any(reads(r) for r in nested)
+
+    return any(reads(rule) for rule in (*policy.allow, *policy.deny))

@@ -38,7 +38,6 @@ ASSIGNMENT = re.compile(r"^[A-Z_][A-Z0-9_]*=")
 SECRET_ENV = ("OAUTH_", "GATEWAY_SECRET", "HF_GATEWAY_", "HF_TOKEN", "REDIS_URL")
 
 
-
 @dataclass(frozen=True)
 class Step:
     command: str

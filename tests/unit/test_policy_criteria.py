@@ -114,3 +114,31 @@ def test_the_memo_keeps_client_addresses_apart() -> None:
     assert (inside.decision.allowed, outside.decision.allowed) == (True, False)
     again = control.decide_for("s:1", routed, "GET", alice, NOW, "h", "192.0.2.1")
     assert again is inside
+
+
+@pytest.mark.parametrize(
+    ("policy", "entries"),
+    [
+        pytest.param({"allow": [{"authenticated": True}]}, 1, id="no source_ip: one entry"),
+        pytest.param(
+            {"allow": [{"any": [{"user": "bob"}, {"not": {"source_ip": "192.0.2.0/24"}}]}]},
+            3,
+            id="source_ip under not: one per address",
+        ),
+    ],
+)
+def test_only_routes_that_read_the_address_are_remembered_per_address(
+    policy: dict[str, object], entries: int
+) -> None:
+    """A policy without source_ip decides alike for every address, so one memo entry serves
+    them all; one that reads it (even nested) keeps an entry per address."""
+    raw = minimal_raw_config(
+        routes=[{"name": "app", "upstream": "http://127.0.0.1:3000", "policy": policy}]
+    )
+    control = AccessControl(parse_config(raw))
+    routed = control.routed("tools.example.com", normalize_path("/x"))
+    assert routed is not None
+    alice = identity("alice")
+    for address in ("192.0.2.1", "198.51.100.1", "203.0.113.9"):
+        control.decide_for("s:1", routed, "GET", alice, NOW, "h", address)
+    assert len(control._memo) == entries
